@@ -1,0 +1,301 @@
+"""Warm loky pools, and who owns them.
+
+Ownership (design §6): loky's ``get_reusable_executor()`` is one process-wide pool that any
+caller (joblib included) shuts down by asking for other kwargs, so we never use it. Instead a
+``WorkerPools`` object owns our pools:
+
+* pools with default worker setup are **shared** by every ``AutoExecutor`` using this
+  ``WorkerPools`` (one per worker count and start method) and stay warm after an executor's
+  ``shutdown()``: a service that builds an executor per request pays the start cost once.
+  An executor only *leases* a pool; its ``shutdown()`` never stops shared workers.
+* idle workers exit after ``Settings.pool_idle_timeout_s`` (loky's ``timeout``); loky's own
+  ``atexit`` hook stops the rest, so no worker outlives the interpreter.
+* a pool whose worker died is broken for good; the next lease replaces it with a fresh one.
+* pools with an ``initializer`` or ``max_tasks_per_child`` are **private** to one executor
+  (``PrivatePool``) and stopped by its ``shutdown()``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures import ProcessPoolExecutor as StdlibProcessPool
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+import loky
+
+from .._config import Settings
+from ._worker import ChunkResult, initialize_worker, run_chunk, run_pickled_call, run_pickled_chunk
+
+#: Shared pools kept at most (warm ones beyond this, if idle, are stopped: least recently used).
+_MAX_SHARED_POOLS = 2
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What makes two pools interchangeable: worker count and start method (loky's names)."""
+
+    workers: int
+    start_method: str = "loky"
+
+
+class _Pool:
+    """One executor plus the bookkeeping the lease logic needs."""
+
+    def __init__(self, executor: Executor, *, stdlib: bool) -> None:
+        self.executor = executor
+        self.stdlib = stdlib  # the stdlib pickles with pickle: calls travel as cloudpickle bytes
+        self.leases = 0
+        self.broken = False
+        self.started = False
+        self.last_used = time.monotonic()
+
+    def watch(self, future: Future[Any]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+            self.broken = True
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        try:
+            if self.stdlib:
+                payload = cloudpickle.dumps((fn, args, kwargs))
+                future = self.executor.submit(run_pickled_call, payload)
+            else:
+                future = self.executor.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            self.broken = True
+            raise
+        self.started = True
+        self.last_used = time.monotonic()
+        future.add_done_callback(self.watch)
+        return future
+
+    def submit_chunk(self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[Any]:
+        if self.stdlib:
+            return self.submit(run_pickled_chunk, cloudpickle.dumps((fn, chunk)))
+        return self.submit(run_chunk, fn, chunk)
+
+    def shutdown(self, wait: bool) -> None:
+        if isinstance(self.executor, loky.ProcessPoolExecutor):
+            self.executor.shutdown(wait=wait, kill_workers=not wait)
+        else:
+            self.executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class PoolLease:
+    """An executor's right to use a pool until ``release()``; submitting marks the pool used."""
+
+    def __init__(self, pool: _Pool, release: Callable[[_Pool], None], *, warm: bool) -> None:
+        self._pool = pool
+        self._release = release
+        self._released = False
+        self._lock = threading.Lock()
+        #: Whether workers were already running when the lease was taken.
+        self.warm = warm
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def submit_chunk(
+        self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
+    ) -> Future[ChunkResult]:
+        return self._pool.submit_chunk(fn, chunk)
+
+    @property
+    def broken(self) -> bool:
+        return self._pool.broken
+
+    def release(self) -> None:
+        """Give the pool back (idempotent). Shared pools stay warm; private ones are unaffected."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._release(self._pool)
+
+
+def _loky_context(start_method: str) -> Any:
+    return loky.backend.context.get_context(start_method)
+
+
+class WorkerPools:
+    """Owns the shared warm pools of one process (see the module docstring for the rules)."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or Settings()
+        self._lock = threading.Lock()
+        self._pools: dict[PoolSpec, _Pool] = {}
+
+    def _is_warm(self, pool: _Pool | None) -> bool:
+        if pool is None or pool.broken or not pool.started:
+            return False
+        return time.monotonic() - pool.last_used < self._settings.pool_idle_timeout_s
+
+    def is_warm(self, spec: PoolSpec) -> bool:
+        """True if a lease on ``spec`` would not pay the start cost."""
+        with self._lock:
+            return self._is_warm(self._pools.get(spec))
+
+    def lease(self, spec: PoolSpec) -> PoolLease:
+        """A lease on the shared pool for ``spec``, started (lazily, by loky) if needed."""
+        retired: list[_Pool] = []
+        with self._lock:
+            pool = self._pools.get(spec)
+            if pool is not None and pool.broken:
+                retired.append(self._pools.pop(spec))
+                pool = None
+            warm = self._is_warm(pool)
+            if pool is None:
+                pool = _Pool(
+                    loky.ProcessPoolExecutor(
+                        max_workers=spec.workers,
+                        timeout=self._settings.pool_idle_timeout_s,
+                        context=_loky_context(spec.start_method),
+                        initializer=initialize_worker,
+                        initargs=(None, ()),
+                    ),
+                    stdlib=False,
+                )
+                self._pools[spec] = pool
+                retired.extend(self._evict_idle(keep=spec))
+            pool.leases += 1
+        for old in retired:
+            old.shutdown(wait=False)
+        return PoolLease(pool, self._give_back, warm=warm)
+
+    def _evict_idle(self, keep: PoolSpec) -> list[_Pool]:
+        idle = sorted(
+            (p.last_used, s) for s, p in self._pools.items() if s != keep and p.leases == 0
+        )
+        evicted = []
+        while len(self._pools) > _MAX_SHARED_POOLS and idle:
+            _, spec = idle.pop(0)
+            evicted.append(self._pools.pop(spec))
+        return evicted
+
+    def _give_back(self, pool: _Pool) -> None:
+        with self._lock:
+            pool.leases -= 1
+            pool.last_used = time.monotonic()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop every pool (tests, or a service going down); later leases start new ones."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=wait)
+
+
+class PrivatePool:
+    """A pool owned by one executor, for worker setups that cannot be shared.
+
+    loky has no ``max_tasks_per_child``; when it is given, the pool is the stdlib's
+    ``ProcessPoolExecutor`` (calls travel as cloudpickle bytes, so lambdas still work).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        mp_context: Any,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks_per_child: int | None,
+    ) -> None:
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._factory = lambda: self._make(
+            workers, mp_context, initializer, initargs, max_tasks_per_child
+        )
+        self._pool: _Pool | None = None
+
+    @staticmethod
+    def _make(
+        workers: int,
+        mp_context: Any,
+        initializer: Callable[..., object] | None,
+        initargs: tuple[Any, ...],
+        max_tasks_per_child: int | None,
+    ) -> _Pool:
+        if max_tasks_per_child is not None:
+            context = mp_context or multiprocessing.get_context("spawn")
+            executor: Executor = StdlibProcessPool(
+                max_workers=workers,
+                mp_context=context,
+                initializer=initialize_worker,
+                initargs=(initializer, initargs),
+                max_tasks_per_child=max_tasks_per_child,
+            )
+            return _Pool(executor, stdlib=True)
+        method = mp_context.get_start_method() if mp_context is not None else "loky"
+        executor = loky.ProcessPoolExecutor(
+            max_workers=workers,
+            context=_loky_context(method),
+            initializer=initialize_worker,
+            initargs=(initializer, initargs),
+        )
+        return _Pool(executor, stdlib=False)
+
+    def is_warm(self) -> bool:
+        with self._lock:
+            return self._pool is not None and self._pool.started and not self._pool.broken
+
+    def lease(self) -> PoolLease:
+        """A lease on this executor's pool; a broken pool is replaced by a fresh one."""
+        retired = None
+        with self._lock:
+            if self._pool is not None and self._pool.broken:
+                retired, self._pool = self._pool, None
+            if self._pool is None:
+                self._pool = self._factory()
+            lease = PoolLease(self._pool, lambda pool: None, warm=self._pool.started)
+        if retired is not None:
+            retired.shutdown(wait=False)
+        return lease
+
+    def shutdown(self, wait: bool) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait)
+
+
+_default_pools: WorkerPools | None = None
+_default_lock = threading.Lock()
+
+
+def default_pools() -> WorkerPools:
+    """The process's shared ``WorkerPools`` (created on first use)."""
+    global _default_pools
+    with _default_lock:
+        if _default_pools is None:
+            _default_pools = WorkerPools(Settings.from_env())
+        return _default_pools
+
+
+def reset_default_pools(wait: bool = True) -> None:
+    """Stop the shared pools and forget them (tests; after fork)."""
+    global _default_pools
+    with _default_lock:
+        pools, _default_pools = _default_pools, None
+    if pools is not None:
+        pools.shutdown(wait=wait)
+
+
+class SharedPool:
+    """The ``PoolSource`` view of one shared pool spec in a ``WorkerPools``."""
+
+    def __init__(self, pools: WorkerPools, spec: PoolSpec) -> None:
+        self._pools = pools
+        self.spec = spec
+
+    def is_warm(self) -> bool:
+        return self._pools.is_warm(self.spec)
+
+    def lease(self) -> PoolLease:
+        return self._pools.lease(self.spec)

@@ -1,0 +1,106 @@
+"""Code that runs inside worker processes. Kept tiny and import-light: every worker imports it."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import cloudpickle
+
+from .._config import WORKER_ENV_VAR
+from .._errors import UnpicklableResultError
+
+ChunkResult = tuple[list[Any], "BaseException | None"]
+
+
+def initialize_worker(
+    initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
+) -> None:
+    """Mark the process as ours (nested use then runs serially), then run the user's initializer."""
+    os.environ[WORKER_ENV_VAR] = "1"
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def run_chunk(fn: Callable[..., Any], chunk: Sequence[tuple[Any, ...]]) -> ChunkResult:
+    """Run ``fn`` over a chunk; stop at the first exception and return it with the results so far.
+
+    Returning the results before the failure (instead of raising) is what lets the exception
+    surface at its own position, after the results of the items before it.
+    """
+    results: list[Any] = []
+    for args in chunk:
+        try:
+            results.append(fn(*args))
+        except Exception as exc:  # BaseException (SystemExit, ...) is the pool's business
+            return results, transportable(exc)
+    return results, None
+
+
+def run_pickled_chunk(payload: bytes) -> ChunkResult:
+    """``run_chunk`` for pools whose pickler is the stdlib's: the call travels as cloudpickle bytes."""
+    fn, chunk = cloudpickle.loads(payload)
+    return run_chunk(fn, chunk)
+
+
+def run_pickled_call(payload: bytes) -> Any:
+    """One ``fn(*args, **kwargs)`` call sent as cloudpickle bytes (stdlib pools)."""
+    fn, args, kwargs = cloudpickle.loads(payload)
+    return fn(*args, **kwargs)
+
+
+def noop() -> None:
+    """A task that does nothing: its round trip is the pool's per-task overhead."""
+
+
+def byte_length(data: bytes) -> int:
+    """A task whose argument is large: its round trip measures the pipe's bandwidth."""
+    return len(data)
+
+
+class _RemoteTraceback(Exception):
+    """Carries the worker's formatted traceback; shown as the ``__cause__`` of the exception."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+def _rebuild(exc: BaseException, tb: str) -> BaseException:
+    exc.__cause__ = _RemoteTraceback(tb)
+    return exc
+
+
+class _ExceptionWithTraceback:
+    """Pickles an exception together with its traceback text (as the stdlib's pool does)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.exc = exc
+        self.tb = f'\n"""\n{text}"""'
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (self.exc, self.tb)
+
+
+def transportable(exc: BaseException) -> BaseException:
+    """The exception, made to survive the trip to the parent with its remote traceback.
+
+    An exception that cannot be pickled becomes ``UnpicklableResultError`` naming its type and
+    message, instead of a pickling error that hides the original failure.
+    """
+    wrapped = _ExceptionWithTraceback(exc)
+    try:
+        cloudpickle.loads(cloudpickle.dumps(wrapped))
+    except Exception as pickling_error:
+        replacement = UnpicklableResultError(
+            f"{type(exc).__module__}.{type(exc).__qualname__}: {exc} "
+            f"(the exception could not be sent back from the worker: {pickling_error!r})"
+        )
+        return _ExceptionWithTraceback(replacement)  # type: ignore[return-value]
+    return wrapped  # type: ignore[return-value]

@@ -1,0 +1,114 @@
+"""Settings: every tunable constant in one frozen record, and the one place that reads os.environ.
+
+Each constant says where its value comes from. "design §8" means the figures measured on a
+2-core machine before this code existed; `benchmarks/` re-measures them (see its README).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Lane = Literal["auto", "serial", "process"]
+LANES: tuple[Lane, ...] = ("auto", "serial", "process")
+
+#: Set in every worker process this package starts, so that nested use runs serially.
+WORKER_ENV_VAR = "AMORSIZE_EXEC_WORKER"
+_ENV_PREFIX = "AMORSIZE_EXEC_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunable constants of sampling, the cost model and dispatch."""
+
+    # --- the card's rule -------------------------------------------------------------------
+    #: A pool is used only if 2 workers are predicted to reach this speedup (the product card).
+    min_speedup: float = 1.2
+
+    # --- sampling (design §3) -------------------------------------------------------------
+    #: Items the sampler runs at least, so that one odd first call does not decide alone.
+    sample_min_items: int = 3
+    #: Measured seconds of work the sampler wants before it trusts the mean.
+    sample_min_s: float = 0.005
+    #: Hard cap on sampling time: one 200 ms item already ends the sample.
+    sample_budget_s: float = 0.05
+    #: Items whose pickled size and time are measured (pickling every item would cost more
+    #: than the items of a trivial function).
+    sample_serialized_items: int = 8
+    #: Below this mean per-item time the sampler times whole batches, not single items, so that
+    #: the clock calls do not cost more than the function (x*2 takes ~50 ns, a clock ~60 ns).
+    batch_timing_below_s: float = 20e-6
+
+    # --- chunking (design §4) ----------------------------------------------------------------
+    #: Wanted wall time of one chunk: long enough to hide the ~0.3 ms round trip (design §8),
+    #: short enough that the last chunk finishing alone costs little.
+    target_chunk_s: float = 0.05
+    #: At least this many chunks per worker, scaled up by the sample's spread, for balance.
+    chunks_per_worker: int = 4
+    #: Chunks in flight per worker: 2 keeps a worker busy while its next chunk is pickled.
+    chunks_in_flight_per_worker: int = 2
+
+    # --- machine priors, used until measured (design §8) ------------------------------------
+    #: Start of a cold 2-worker loky pool plus one trivial task (105-209 ms measured).
+    prior_pool_start_s: float = 0.2
+    #: Extra start cost per worker beyond two (parent-side launch of one more interpreter).
+    worker_launch_s: float = 0.005
+    #: Warm round trip of one chunk through the pool (~0.3 ms measured).
+    prior_chunk_roundtrip_s: float = 0.0005
+    #: Pipe transfer cost per byte, both directions, before calibration (~1 GB/s).
+    prior_ipc_s_per_byte: float = 1e-9
+
+    # --- warm pools ---------------------------------------------------------------------------
+    #: Idle workers exit after this many seconds; after that the pool counts as cold again.
+    pool_idle_timeout_s: float = 300.0
+
+    # --- adaptation of serial runs (design §4, rent-or-buy) ----------------------------------
+    #: A serial run re-checks its decision each time its measured work has doubled, starting here.
+    recheck_first_s: float = 0.02
+    #: Largest batch of items a serial run hands to the built-in map between re-checks.
+    serial_batch_max_items: int = 65536
+
+    # --- submit() -------------------------------------------------------------------------------
+    #: How long the first call of a new callable may run in-process before further calls of it
+    #: stop waiting for its profile and go to the pool (the call is then clearly not cheap).
+    submit_probe_wait_s: float = 0.005
+    #: A task goes to the pool only if it costs this many times the pool's per-task overhead.
+    submit_min_cost_ratio: float = 10.0
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with some fields changed (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"Settings.{field.name} must be a number >= 0, got {value!r}")
+        if self.min_speedup < 1.0:
+            raise ValueError("Settings.min_speedup must be >= 1.0")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults overridden by ``AMORSIZE_EXEC_<FIELD>`` variables (e.g. ``..._MIN_SPEEDUP``)."""
+        env = os.environ if environ is None else environ
+        changes: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(_ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                kind = int if isinstance(field.default, int) else float
+                try:
+                    changes[field.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(
+                        f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
+                    ) from None
+        return cls(**changes)  # type: ignore[arg-type]
+
+
+def in_worker_process(environ: Mapping[str, str] | None = None) -> bool:
+    """True inside a worker this package started: nested pools would fork-bomb, so run serially."""
+    env = os.environ if environ is None else environ
+    return env.get(WORKER_ENV_VAR) == "1"

@@ -1,0 +1,197 @@
+"""The cost model (design §4): pure arithmetic, no clocks, no processes, no I/O.
+
+Predicted parallel time of ``n`` items on ``w`` workers with chunks of ``c`` items
+(``k = ceil(n / c)`` chunks)::
+
+    T_par(w, c) = T_spawn(w)                          # pool start, 0 when warm
+                + n * (s + b * ipc)                   # the parent pickles and pipes every item
+                + (n * (t + s) + k * (rt + f)) / w    # the workers' share
+                + c * t * (1 + cv) / 2                # tail: the last chunk finishing alone
+    T_serial    = n * t
+
+with ``t`` compute per item, ``s`` serialization per item, ``b`` pickled bytes per item,
+``rt`` the chunk round trip and ``f`` the cost of pickling the function (sent with each chunk).
+The card's rule: a pool only if 2 workers reach ``Settings.min_speedup``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Literal
+
+from ._decision import Decision
+
+if TYPE_CHECKING:
+    from ._config import Settings
+    from ._machine import MachineProfile
+    from ._sampler import SampleStats
+
+#: Per-item compute below which a chunk size is computed as if the item took this long
+#: (avoids dividing by a zero measurement).
+_TINY_S = 1e-9
+
+
+def choose_chunksize(compute_s: float, n: int, workers: int, cv: float, settings: Settings) -> int:
+    """Items per chunk: about ``target_chunk_s`` of work, but enough chunks to keep balance.
+
+    At least ``chunks_per_worker * (1 + cv)`` chunks per worker, so uneven items still spread
+    out; always ``1 <= c <= ceil(n / workers)``.
+    """
+    if n <= 0:
+        return 1
+    by_time = round(settings.target_chunk_s / max(compute_s, _TINY_S))
+    chunks_wanted = max(1.0, settings.chunks_per_worker * (1.0 + cv)) * workers
+    by_balance = math.ceil(n / chunks_wanted)
+    return max(1, min(by_time, by_balance, math.ceil(n / workers)))
+
+
+def predict_serial_s(stats: SampleStats, n: int) -> float:
+    """Predicted time of ``n`` items in a plain loop."""
+    return n * stats.compute_s
+
+
+def predict_parallel_s(
+    stats: SampleStats,
+    profile: MachineProfile,
+    n: int,
+    workers: int,
+    chunksize: int,
+    *,
+    spawn_s: float,
+) -> float:
+    """Predicted wall time of ``n`` items on ``workers`` processes (formula in the module doc)."""
+    chunks = math.ceil(n / chunksize)
+    per_item_bytes = stats.arg_bytes + stats.result_bytes
+    parent_s = n * (stats.serialize_s + per_item_bytes * profile.ipc_s_per_byte)
+    per_chunk_s = profile.chunk_roundtrip_s + stats.callable_serialize_s
+    workers_s = (n * (stats.compute_s + stats.serialize_s) + chunks * per_chunk_s) / workers
+    tail_s = chunksize * stats.compute_s * (1.0 + stats.cv) / 2.0
+    return spawn_s + parent_s + workers_s + tail_s
+
+
+def horizon_for_unknown_length(items_done: int) -> int:
+    """Items assumed to remain when the input has no length: as many as done so far.
+
+    Deciding on this horizon is the rent-or-buy rule: a serial run switches to a pool once
+    the work it has done would have paid for starting one, which bounds the regret by about 2x
+    whatever the true length turns out to be.
+    """
+    return max(1, items_done)
+
+
+def decide(
+    stats: SampleStats | None,
+    profile: MachineProfile,
+    settings: Settings,
+    n_remaining: int,
+    *,
+    max_workers: int | None = None,
+    warm_workers: int = 0,
+    chunksize: int | None = None,
+) -> Decision:
+    """Serial or process, with how many workers and what chunksize, for ``n_remaining`` items.
+
+    Args:
+        stats: what the sample measured; ``None`` if nothing could be measured.
+        profile: machine facts and pool costs.
+        settings: thresholds and targets.
+        n_remaining: items left to run.
+        max_workers: the user's cap on workers.
+        warm_workers: size of a pool that is already running (0 if none): no start cost for it.
+        chunksize: the user's chunk size, respected if given.
+    """
+    if stats is None:
+        return _serial("nothing was measured (the input ended or the first item failed)")
+    if not stats.picklable:
+        return _serial(f"cannot use a pool: {stats.unpicklable_reason}")
+    if n_remaining <= 0:
+        return _serial("the sample was the whole input")
+    cap = min(profile.usable_cpus, max_workers or profile.usable_cpus, n_remaining)
+    if cap < 2:
+        why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
+        return _serial(f"no parallelism possible: {why}")
+
+    def plan(workers: int) -> tuple[float, int]:
+        size = chunksize or choose_chunksize(
+            stats.compute_s, n_remaining, workers, stats.cv, settings
+        )
+        spawn = 0.0 if workers == warm_workers else profile.spawn_s(workers)
+        return predict_parallel_s(stats, profile, n_remaining, workers, size, spawn_s=spawn), size
+
+    serial_s = predict_serial_s(stats, n_remaining)
+    time_at_two, size_at_two = plan(2)
+    speedup_at_two = serial_s / time_at_two
+    if speedup_at_two < settings.min_speedup:
+        return _serial(
+            f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
+            + _budget(stats, profile, n_remaining, size_at_two, 2 == warm_workers),
+            speedup_at_two=speedup_at_two,
+        )
+    best_time, best_workers, best_size = time_at_two, 2, size_at_two
+    for workers in range(3, cap + 1):
+        t, size = plan(workers)
+        if t < best_time:
+            best_time, best_workers, best_size = t, workers, size
+    return Decision(
+        lane="process",
+        workers=best_workers,
+        chunksize=best_size,
+        predicted_speedup=serial_s / best_time,
+        speedup_at_two=speedup_at_two,
+        reason=_budget(stats, profile, n_remaining, best_size, best_workers == warm_workers),
+    )
+
+
+def choose_submit_lane(
+    task_s: float,
+    profile: MachineProfile,
+    settings: Settings,
+    *,
+    pool_warm: bool,
+    inprocess_spent_s: float,
+) -> Literal["serial", "process"]:
+    """Lane for one more call of a callable whose calls take ``task_s``.
+
+    Cheap calls stay in-process. Costly ones go to a warm pool at once; to a cold pool only
+    once the in-process time spent on the callable would have paid for starting it (rent-or-buy).
+    """
+    if task_s < settings.submit_min_cost_ratio * profile.chunk_roundtrip_s:
+        return "serial"
+    if pool_warm or inprocess_spent_s >= profile.spawn_s(2):
+        return "process"
+    return "serial"
+
+
+def _serial(reason: str, speedup_at_two: float = 0.0) -> Decision:
+    return Decision(
+        lane="serial",
+        workers=1,
+        chunksize=1,
+        predicted_speedup=1.0,
+        speedup_at_two=speedup_at_two,
+        reason=reason,
+    )
+
+
+def _budget(
+    stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, warm: bool
+) -> str:
+    work = n * stats.compute_s
+    pickling = n * (
+        stats.serialize_s + (stats.arg_bytes + stats.result_bytes) * profile.ipc_s_per_byte
+    )
+    dispatch = math.ceil(n / chunksize) * profile.chunk_roundtrip_s
+    start = "pool warm" if warm else f"pool start {format_seconds(profile.spawn_s(2))}"
+    return (
+        f"{n} items x {format_seconds(stats.compute_s)} = {format_seconds(work)} of work; "
+        f"{start}, pickling {format_seconds(pickling)}, dispatch {format_seconds(dispatch)}"
+    )
+
+
+def format_seconds(seconds: float) -> str:
+    """Seconds in the unit a person reads best: ``'12 us'``, ``'3.4 ms'``, ``'1.20 s'``."""
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} us"
+    if seconds < 1.0:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds:.2f} s"

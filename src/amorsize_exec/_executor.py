@@ -1,0 +1,477 @@
+"""``AutoExecutor``: a ``ProcessPoolExecutor`` that measures before it parallelises.
+
+Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_model``)::
+
+    map(fn, *iterables)
+      │ check arguments and state; args = zip(*iterables) stays lazy
+      ▼
+    Sampler.run ── first items in-process, timed; results kept (never re-run)
+      ▼
+    _decide ── cost_model.decide(stats, probe.profile()); if a pool pays on priors, again on
+      │        probe.calibrated_profile() (measured once, on the shared pool it then uses)
+      ├─ serial:  sample replay + built-in map in batches; each time the work done doubles the
+      │           decision is re-checked (rent-or-buy: unknown lengths, heavier items than sampled)
+      │           and the rest may move to a pool
+      └─ process: sample replay + ChunkedMap over a leased loky pool (bounded window, in order)
+      ▼
+    last_decision (DecisionRecord) + one INFO line on the "amorsize_exec" logger
+
+``submit`` goes through ``SubmitRouter``: cheap callables run on one in-process thread, costly
+ones in the pool (``_submit``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from dataclasses import replace
+from typing import Any
+
+from . import _cost_model
+from ._backends import ChunkedMap, PoolSource, PoolSpec, PrivatePool, SharedPool, WorkerPools
+from ._backends import default_pools as _default_pools
+from ._config import LANES, Lane, Settings, in_worker_process
+from ._decision import Decision, DecisionRecord
+from ._machine import MachineProbe, MachineProfile, default_probe
+from ._sampler import Sample, Sampler, SampleStats
+from ._submit import SubmitRouter
+
+logger = logging.getLogger(__name__)
+_END = object()
+
+
+class AutoExecutor(Executor):
+    """Drop-in for ``concurrent.futures.ProcessPoolExecutor`` that is never slower than a loop.
+
+    Args:
+        max_workers: most worker processes to use (default: usable CPUs).
+        mp_context: a ``multiprocessing`` context; its start method is used for workers.
+        initializer: called in each worker at start (the pool is then private to this executor).
+        initargs: arguments for ``initializer``.
+        max_tasks_per_child: restart workers after this many tasks (Python >= 3.11; the pool is
+            then a private stdlib ``ProcessPoolExecutor``).
+        lane: ``"auto"`` (measure and decide), ``"serial"`` or ``"process"`` (forced; the cost
+            model is still consulted for worker count and chunk size).
+        settings: tunables; default ``Settings.from_env()``.
+        probe: machine probe; default the process-wide ``SystemProbe``.
+        pools: owner of the shared warm pools; default the process-wide one.
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        mp_context: Any = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: tuple[Any, ...] = (),
+        max_tasks_per_child: int | None = None,
+        lane: Lane = "auto",
+        settings: Settings | None = None,
+        probe: MachineProbe | None = None,
+        pools: WorkerPools | None = None,
+    ) -> None:
+        _check_constructor_args(max_workers, mp_context, initializer, max_tasks_per_child, lane)
+        self._max_workers = max_workers
+        self._lane = lane
+        self._settings = settings or Settings.from_env()
+        self._probe = probe or default_probe()
+        self._pools = pools or _default_pools()
+        self._start_method: str = mp_context.get_start_method() if mp_context else "loky"
+        self._private: PrivatePool | None = None
+        if initializer is not None or max_tasks_per_child is not None:
+            self._private = PrivatePool(
+                max_workers or self._probe.profile().usable_cpus,
+                mp_context=mp_context,
+                initializer=initializer,
+                initargs=initargs,
+                max_tasks_per_child=max_tasks_per_child,
+            )
+        self._nested = in_worker_process() or multiprocessing.current_process().daemon
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._streams: weakref.WeakSet[ChunkedMap] = weakref.WeakSet()
+        self._router = SubmitRouter(self)
+        self._last_decision: DecisionRecord | None = None
+
+    # --- public API -----------------------------------------------------------------------
+
+    @property
+    def last_decision(self) -> DecisionRecord | None:
+        """The most recent decision of ``map`` or ``submit`` (``None`` before the first)."""
+        return self._last_decision
+
+    def map(  # type: ignore[override]
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[Any]:
+        """Ordered results of ``fn`` over ``zip(*iterables)``, like ``ProcessPoolExecutor.map``.
+
+        Input is read lazily with bounded look-ahead (an endless generator works), as with
+        ``buffersize`` in Python 3.14; work starts at the call. An exception raised by ``fn``
+        for item *i* is raised when the consumer reaches position *i*. ``timeout`` counts from
+        this call. ``chunksize=None`` lets the cost model choose.
+        """
+        _check_map_args(fn, timeout, chunksize, buffersize)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+        iterators = [iter(it) for it in iterables]
+        if not iterators:
+            return iter(())
+        total = _known_length(iterables)
+        name = _name(fn)
+        if self._nested or self._lane == "serial":
+            why = "nested inside a worker process" if self._nested else "lane='serial' was asked"
+            self._record("map", name, _serial_decision(why), None, None, total, total, forced=True)
+            return self._serial_stream(fn, iterators, Sample(), None, deadline, adapt=False)
+        if self._lane == "process":
+            return self._forced_process_stream(fn, iterators, total, chunksize, deadline, name)
+        args = zip(*iterators)
+        sample = Sampler(self._settings).run(fn, args, limit=total)
+        stats = sample.stats
+        remaining = None if total is None else total - len(sample.results)
+        if sample.error is not None or sample.exhausted or stats is None:
+            done = "the input ended" if sample.error is None else "an item raised"
+            decision = _serial_decision(f"{done} during the sample")
+            self._record("map", name, decision, stats, None, total, 0)
+            return sample.replay()
+        horizon = remaining if remaining is not None else len(sample.results)
+        decision, profile = self._decide(stats, horizon, chunksize)
+        self._record("map", name, decision, stats, profile, total, remaining)
+        if decision.lane == "serial":
+            return self._serial_stream(
+                fn, iterators, sample, remaining, deadline, adapt=True, chunksize=chunksize
+            )
+        tail = self._pool_stream(fn, args, decision, deadline)
+        return itertools.chain(sample.replay(), tail)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Schedule ``fn(*args, **kwargs)``; returns a ``Future`` at once.
+
+        The task never runs on the caller's thread: cheap callables run on one in-process
+        thread, costly ones in the pool (decided per callable from its measured calls).
+        """
+        if not callable(fn):
+            raise TypeError(f"{type(fn).__name__!r} object is not callable")
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            return self._router.submit(fn, args, kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting work; optionally cancel what has not started; optionally wait.
+
+        Shared warm pools are not stopped (other executors may be using them); a private pool
+        is. Maps already under way go on to the end (input keeps being read as consumed),
+        unless ``cancel_futures`` is set: then positions not yet started raise
+        ``CancelledError``.
+        """
+        with self._lock:
+            self._shutdown = True
+            streams = list(self._streams)
+        if cancel_futures:
+            for stream in streams:
+                stream.cancel()
+        self._router.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if wait:
+            for stream in streams:
+                for future in stream.in_flight():
+                    _wait_quietly(future)
+        if self._private is not None:
+            self._private.shutdown(wait=wait)
+
+    # --- collaborators of SubmitRouter ----------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def probe(self) -> MachineProbe:
+        return self._probe
+
+    def pool_source(self, workers: int) -> PoolSource:
+        """The pool work of ``workers`` processes runs on (private if the setup is ours only)."""
+        if self._private is not None:
+            return self._private
+        return SharedPool(self._pools, PoolSpec(workers, self._start_method))
+
+    def submit_workers(self) -> int:
+        """Workers for the pool that ``submit`` uses."""
+        profile = self._probe.profile()
+        return max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
+
+    @property
+    def nested(self) -> bool:
+        return self._nested
+
+    @property
+    def forced_lane(self) -> Lane:
+        return self._lane
+
+    def record_submit_decision(self, name: str, decision: Decision) -> None:
+        self._record("submit", name, decision, None, self._probe.profile(), None, None)
+
+    # --- the lanes ---------------------------------------------------------------------------
+
+    def _decide(
+        self, stats: SampleStats, n: int, chunksize: int | None
+    ) -> tuple[Decision, MachineProfile]:
+        """Decide on priors; if a pool pays on priors, decide again on measured costs."""
+        profile = self._probe.profile()
+        decision = self._decide_on(profile, stats, n, chunksize)
+        if decision.lane == "process" and not profile.calibrated:
+            profile = self._probe.calibrated_profile()
+            decision = self._decide_on(profile, stats, n, chunksize)
+        return decision, profile
+
+    def _decide_on(
+        self, profile: MachineProfile, stats: SampleStats, n: int, chunksize: int | None
+    ) -> Decision:
+        cap = min(profile.usable_cpus, self._max_workers or profile.usable_cpus)
+        warm = [w for w in range(2, cap + 1) if self.pool_source(w).is_warm()]
+        return _cost_model.decide(
+            stats,
+            profile,
+            self._settings,
+            n,
+            max_workers=self._max_workers,
+            warm_workers=max(warm, default=0),
+            chunksize=chunksize,
+        )
+
+    def _pool_stream(
+        self,
+        fn: Callable[..., Any],
+        args: Iterator[tuple[Any, ...]],
+        decision: Decision,
+        deadline: float | None,
+    ) -> Iterator[Any]:
+        lease = self.pool_source(decision.workers).lease()
+        try:
+            stream = ChunkedMap(
+                lease.submit_chunk,
+                fn,
+                args,
+                chunksize=decision.chunksize,
+                window=decision.workers * self._settings.chunks_in_flight_per_worker,
+                deadline=deadline,
+                on_close=lease.release,
+            )
+        except BaseException:
+            lease.release()
+            raise
+        with self._lock:
+            self._streams.add(stream)
+        return iter(stream)
+
+    def _forced_process_stream(
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        total: int | None,
+        chunksize: int | None,
+        deadline: float | None,
+        name: str,
+    ) -> Iterator[Any]:
+        """Everything in the pool, nothing sampled in-process (tests of the pool's semantics)."""
+        profile = self._probe.profile()
+        workers = max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
+        if chunksize is None:
+            chunksize = 1 if total is None else max(
+                1, total // (workers * self._settings.chunks_per_worker)
+            )
+        decision = Decision("process", workers, chunksize, 1.0, 0.0, "lane='process' was asked")
+        self._record("map", name, decision, None, profile, total, total, forced=True)
+        return self._pool_stream(fn, zip(*iterators), decision, deadline)
+
+    def _serial_stream(
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        sample: Sample,
+        remaining: int | None,
+        deadline: float | None,
+        *,
+        adapt: bool,
+        chunksize: int | None = None,
+    ) -> Iterator[Any]:
+        """The built-in ``map`` in batches, chained in C: as fast as a plain loop."""
+        batches = self._serial_batches(
+            fn, iterators, sample, remaining, deadline, adapt=adapt, chunksize=chunksize
+        )
+        return itertools.chain.from_iterable(batches)
+
+    def _serial_batches(
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        sample: Sample,
+        remaining: int | None,
+        deadline: float | None,
+        *,
+        adapt: bool,
+        chunksize: int | None,
+    ) -> Iterator[Iterator[Any]]:
+        s = self._settings
+        yield sample.replay()
+        stats = sample.stats
+        adapt = adapt and stats is not None and stats.picklable
+        done = stats.items if stats else 0
+        spent_s = stats.work_s if stats else 0.0
+        next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
+        per_item_s = stats.compute_s if stats else 0.0
+        single = len(iterators) == 1
+        source: Iterator[Any] = iterators[0] if single else zip(*iterators)
+        run_batch = map if single else itertools.starmap
+        while True:
+            if deadline is not None:
+                batch = 1  # a timeout is checked before each item
+                if time.monotonic() > deadline:
+                    raise TimeoutError()
+            else:
+                batch = _batch_size(next_check_s - spent_s, per_item_s, s.serial_batch_max_items)
+            first = next(source, _END)
+            if first is _END:
+                return
+            started = time.perf_counter()
+            yield run_batch(fn, itertools.chain((first,), itertools.islice(source, batch - 1)))
+            spent_s += time.perf_counter() - started
+            done += batch
+            per_item_s = spent_s / done
+            if adapt and stats is not None and spent_s >= next_check_s:
+                next_check_s = 2.0 * spent_s
+                left = None if remaining is None else remaining - (done - stats.items)
+                if left is not None and left <= 0:
+                    continue
+                horizon = left if left is not None else _cost_model.horizon_for_unknown_length(done)
+                observed = replace(stats, compute_s=per_item_s, items=done)
+                decision, profile = self._decide(observed, horizon, chunksize)
+                if decision.lane == "process":
+                    decision = replace(decision, reason="switched mid-run: " + decision.reason)
+                    self._record("map", _name(fn), decision, observed, profile, None, left)
+                    args = source if not single else zip(source)
+                    yield self._pool_stream(fn, args, decision, deadline)
+                    return
+
+    def _record(
+        self,
+        call: str,
+        name: str,
+        decision: Decision,
+        stats: SampleStats | None,
+        profile: MachineProfile | None,
+        total: int | None,
+        remaining: int | None,
+        *,
+        forced: bool = False,
+    ) -> None:
+        overhead = 0.0 if stats is None else max(0.0, stats.elapsed_s - stats.work_s)
+        record = DecisionRecord(
+            call=call,
+            function=name,
+            decision=decision,
+            stats=stats,
+            profile=profile,
+            items_total=total,
+            items_remaining=remaining,
+            forced=forced,
+            sample_overhead_s=overhead,
+        )
+        self._last_decision = record
+        logger.info("%s", record.summary())
+
+
+def _batch_size(seconds: float, per_item_s: float, most: int) -> int:
+    """Items that take about ``seconds`` (the time until the next re-check)."""
+    if per_item_s <= 0:
+        return most
+    return max(1, min(most, int(seconds / per_item_s)))
+
+
+def _serial_decision(reason: str) -> Decision:
+    return Decision("serial", 1, 1, 1.0, 0.0, reason)
+
+
+def _wait_quietly(future: Future[Any]) -> None:
+    try:
+        future.exception()
+    except BaseException:  # cancelled: nothing to wait for
+        pass
+
+
+def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
+    """``min(len(...))`` if every input has a length, else ``None`` (generators)."""
+    lengths = []
+    for it in iterables:
+        try:
+            lengths.append(len(it))  # type: ignore[arg-type]
+        except TypeError:
+            return None
+    return min(lengths)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _check_constructor_args(
+    max_workers: object,
+    mp_context: Any,
+    initializer: object,
+    max_tasks_per_child: object,
+    lane: object,
+) -> None:
+    """The stdlib's checks and messages, so code that catches them keeps working."""
+    if max_workers is not None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    if max_tasks_per_child is not None:
+        if sys.version_info < (3, 11):
+            raise TypeError("max_tasks_per_child needs Python 3.11 or newer")
+        if isinstance(max_tasks_per_child, bool) or not isinstance(max_tasks_per_child, int):
+            raise TypeError("max_tasks_per_child must be an integer")
+        if max_tasks_per_child <= 0:
+            raise ValueError("max_tasks_per_child must be >= 1")
+        if mp_context is not None and mp_context.get_start_method() == "fork":
+            raise ValueError(
+                "max_tasks_per_child is incompatible with the 'fork' multiprocessing start "
+                "method; supply a different mp_context."
+            )
+    if lane not in LANES:
+        raise ValueError(f"lane must be one of {LANES}, not {lane!r}")
+
+
+def _check_map_args(
+    fn: object, timeout: object, chunksize: object, buffersize: object
+) -> None:
+    if not callable(fn):
+        raise TypeError(f"{type(fn).__name__!r} object is not callable")
+    if timeout is not None and not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number or None, not {type(timeout).__name__}")
+    if chunksize is not None:
+        if isinstance(chunksize, bool) or not isinstance(chunksize, int):
+            raise TypeError("chunksize must be an integer or None")
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1.")
+    if buffersize is not None:
+        if isinstance(buffersize, bool) or not isinstance(buffersize, int):
+            raise TypeError("buffersize must be an integer or None")
+        if buffersize < 1:
+            raise ValueError("buffersize must be None or > 0")

@@ -1,0 +1,159 @@
+"""What this machine can do: usable CPUs, memory, and the measured costs of a pool.
+
+Facts (CPUs, memory) are cheap and read at once; costs (pool start, chunk round trip, pipe
+bandwidth) are measured on a real pool only when a decision needs them, once per probe instance.
+The calibration pool is a shared warm pool, so its start is not wasted: the run that needed the
+measurement then uses it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import loky
+import psutil
+
+from ._backends import PoolSpec, WorkerPools, default_pools
+from ._backends._worker import byte_length, noop
+from ._config import Settings
+
+_IPC_PROBE_BYTES = 1 << 20
+_ROUND_TRIPS = 7
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    """Machine facts and pool costs, as the cost model consumes them.
+
+    Attributes:
+        usable_cpus: CPUs this process may use (affinity and cgroup quota, via loky).
+        physical_cores: physical cores per psutil (``None`` if unknown).
+        memory_available_bytes: memory available when probed.
+        start_method: how pool workers start (loky's name).
+        pool_start_s: start of a cold 2-worker pool including one trivial task.
+        worker_launch_s: extra start cost per worker beyond two.
+        chunk_roundtrip_s: warm round trip of one small task.
+        ipc_s_per_byte: pipe cost per byte sent to or from a worker.
+        calibrated: ``True`` if the three costs were measured here, ``False`` if priors.
+    """
+
+    usable_cpus: int
+    physical_cores: int | None
+    memory_available_bytes: int
+    start_method: str
+    pool_start_s: float
+    worker_launch_s: float
+    chunk_roundtrip_s: float
+    ipc_s_per_byte: float
+    calibrated: bool = False
+
+    def spawn_s(self, workers: int) -> float:
+        """Predicted start cost of a cold pool of ``workers``."""
+        return self.pool_start_s + self.worker_launch_s * max(0, workers - 2)
+
+
+class MachineProbe(Protocol):
+    """Source of ``MachineProfile``: ``SystemProbe`` here, ``testing.FakeProbe`` in tests."""
+
+    def profile(self) -> MachineProfile:
+        """Facts plus prior costs: cheap, never starts a process."""
+        ...
+
+    def calibrated_profile(self) -> MachineProfile:
+        """Facts plus measured costs: may start a pool the first time."""
+        ...
+
+
+class SystemProbe:
+    """Reads this machine with psutil and loky and calibrates on a real pool, lazily, once."""
+
+    def __init__(self, settings: Settings | None = None, pools: WorkerPools | None = None) -> None:
+        self._settings = settings or Settings.from_env()
+        self._pools = pools
+        self._lock = threading.Lock()
+        self._profile: MachineProfile | None = None
+        self._calibrated: MachineProfile | None = None
+
+    def profile(self) -> MachineProfile:
+        with self._lock:
+            if self._profile is None:
+                s = self._settings
+                self._profile = MachineProfile(
+                    usable_cpus=max(1, loky.cpu_count()),
+                    physical_cores=psutil.cpu_count(logical=False),
+                    memory_available_bytes=int(psutil.virtual_memory().available),
+                    start_method="loky",
+                    pool_start_s=s.prior_pool_start_s,
+                    worker_launch_s=s.worker_launch_s,
+                    chunk_roundtrip_s=s.prior_chunk_roundtrip_s,
+                    ipc_s_per_byte=s.prior_ipc_s_per_byte,
+                )
+            return self._profile
+
+    def calibrated_profile(self) -> MachineProfile:
+        base = self.profile()
+        with self._lock:
+            if self._calibrated is None:
+                self._calibrated = self._calibrate(base)
+            return self._calibrated
+
+    def _calibrate(self, base: MachineProfile) -> MachineProfile:
+        pools = self._pools or default_pools()
+        spec = PoolSpec(workers=min(2, base.usable_cpus))
+        lease = pools.lease(spec)
+        try:
+            started = time.perf_counter()
+            lease.submit(noop).result()
+            start_s = time.perf_counter() - started
+            round_trips = [_timed(lambda: lease.submit(noop).result()) for _ in range(_ROUND_TRIPS)]
+            roundtrip_s = statistics.median(round_trips)
+            payload = bytes(_IPC_PROBE_BYTES)
+            transfer_s = statistics.median(
+                _timed(lambda: lease.submit(byte_length, payload).result()) for _ in range(3)
+            )
+        finally:
+            lease.release()
+        return replace(
+            base,
+            # A pool that was already warm tells nothing about a cold start: keep the prior.
+            pool_start_s=base.pool_start_s if lease.warm else start_s,
+            chunk_roundtrip_s=roundtrip_s,
+            ipc_s_per_byte=max(0.0, transfer_s - roundtrip_s) / _IPC_PROBE_BYTES,
+            calibrated=True,
+        )
+
+    def reset(self) -> None:
+        """Forget all measurements; the next call measures again."""
+        with self._lock:
+            self._profile = None
+            self._calibrated = None
+
+
+def _timed(call: object) -> float:
+    started = time.perf_counter()
+    call()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+_default_probe: SystemProbe | None = None
+_default_lock = threading.Lock()
+
+
+def default_probe() -> SystemProbe:
+    """The probe executors use unless given ``probe=``; measures once per process."""
+    global _default_probe
+    with _default_lock:
+        if _default_probe is None:
+            _default_probe = SystemProbe()
+        return _default_probe
+
+
+def reset_default_probe() -> None:
+    """Forget the default probe's measurements (tests)."""
+    global _default_probe
+    with _default_lock:
+        _default_probe = None
