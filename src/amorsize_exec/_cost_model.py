@@ -124,7 +124,7 @@ def decide(
     if speedup_at_two < settings.min_speedup:
         return _serial(
             f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
-            + _budget(stats, profile, n_remaining, size_at_two, 2 == warm_workers),
+            + _budget(stats, profile, n_remaining, size_at_two, warm_workers == 2),
             speedup_at_two=speedup_at_two,
         )
     best_time, best_workers, best_size = time_at_two, 2, size_at_two
@@ -173,9 +173,7 @@ def _serial(reason: str, speedup_at_two: float = 0.0) -> Decision:
     )
 
 
-def _budget(
-    stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, warm: bool
-) -> str:
+def _budget(stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, warm: bool) -> str:
     work = n * stats.compute_s
     pickling = n * (
         stats.serialize_s + (stats.arg_bytes + stats.result_bytes) * profile.ipc_s_per_byte

@@ -34,9 +34,9 @@ class SampleStats:
         max_s: slowest single item measured.
         arg_bytes: pickled size of one item's arguments.
         result_bytes: pickled size of one item's result.
-        serialize_s: time to pickle one item's arguments and its result, median (the parent
-            pays about this per item to send arguments and read results, and a worker pays it
-            again; the median, because pickle's first call pays one-time setup).
+        serialize_s: time to pickle one item's arguments and its result, measured on a batch
+            (the parent pays about this per item to send arguments and read results, and a
+            worker pays it again).
         callable_bytes: pickled size of the function (sent with every chunk).
         callable_serialize_s: time to pickle the function once.
         picklable: ``False`` if the function, an argument or a result could not be pickled.
@@ -91,8 +91,10 @@ class _Measurements:
     batch_items: int = 0  # items timed in batches (no per-item spread)
     batch_wall: float = 0.0
     batch_cpu: float = 0.0
-    arg_bytes: list[int] = field(default_factory=list)
-    result_bytes: list[int] = field(default_factory=list)
+    kept_args: list[tuple[Any, ...]] = field(default_factory=list)  # for pickling, at the end
+    kept_results: list[Any] = field(default_factory=list)
+    arg_bytes: list[float] = field(default_factory=list)
+    result_bytes: list[float] = field(default_factory=list)
     serialize_s: list[float] = field(default_factory=list)
     unpicklable: str | None = None
 
@@ -145,7 +147,9 @@ class Sampler:
                 break
             if count >= s.sample_min_items and measured / count < s.batch_timing_below_s:
                 batch *= 2  # tiny items: time batches, the clock would cost more than the item
-        sample.stats = self._stats(m, callable_bytes, callable_serialize_s, self._clock() - started)
+        self._measure_serialization(m)
+        elapsed = self._clock() - started
+        sample.stats = self._stats(m, callable_bytes, callable_serialize_s, elapsed)
         return sample
 
     def _measure_callable(self, fn: Callable[..., Any], m: _Measurements) -> tuple[int, float]:
@@ -169,42 +173,58 @@ class Sampler:
         m.wall.append(self._clock() - wall0)
         m.cpu.append(self._cpu_clock() - cpu0)
         sample.results.append(result)
-        if len(m.serialize_s) < self._settings.sample_serialized_items:
-            self._measure_serialization(args, result, m)
+        if len(m.kept_args) < self._settings.sample_serialized_items:
+            m.kept_args.append(args)
+            m.kept_results.append(result)
 
     def _run_batch(
         self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]], sample: Sample, m: _Measurements
     ) -> None:
         results = sample.results
+        before = len(results)
         wall0, cpu0 = self._clock(), self._cpu_clock()
-        done = 0
         try:
-            for args in chunk:
-                results.append(fn(*args))
-                done += 1
+            # extend() keeps what it appended before an exception: positions stay exact.
+            results.extend(itertools.starmap(fn, chunk))
         except Exception as exc:
             sample.error = exc
+        done = len(results) - before
         m.batch_wall += self._clock() - wall0
         m.batch_cpu += self._cpu_clock() - cpu0
         m.batch_items += done
+        keep = min(done, self._settings.sample_serialized_items - len(m.kept_args))
+        if keep > 0:
+            m.kept_args.extend(chunk[:keep])
+            m.kept_results.extend(results[len(results) - done : len(results) - done + keep])
 
-    def _measure_serialization(self, args: tuple[Any, ...], result: Any, m: _Measurements) -> None:
-        if m.unpicklable is not None:
+    def _measure_serialization(self, m: _Measurements) -> None:
+        """Pickle the kept arguments and results as one batch each, as a chunk travels.
+
+        Timing one pickle call per item would charge every item the pickler's fixed set-up
+        cost (about 10 us for cloudpickle), which a chunk pays once.
+        """
+        if m.unpicklable is not None or not m.kept_args:
             return
-        started = self._clock()
-        try:
-            arg_size = len(self._serialize(args))
-        except Exception as exc:
-            m.unpicklable = f"an argument cannot be pickled: {exc!r}"
-            return
-        try:
-            result_size = len(self._serialize(result))
-        except Exception as exc:
-            m.unpicklable = f"a result cannot be pickled: {exc!r}"
-            return
-        m.serialize_s.append(self._clock() - started)
-        m.arg_bytes.append(arg_size)
-        m.result_bytes.append(result_size)
+        for what, values, sizes in (
+            ("an argument", m.kept_args, m.arg_bytes),
+            ("a result", m.kept_results, m.result_bytes),
+        ):
+            started = self._clock()
+            try:
+                size = len(self._serialize(values))
+            except Exception:
+                m.unpicklable = f"{what} cannot be pickled: {self._culprit(values)}"
+                return
+            m.serialize_s.append((self._clock() - started) / len(values))
+            sizes.append(size / len(values))
+
+    def _culprit(self, values: list[Any]) -> str:
+        for value in values:
+            try:
+                self._serialize(value)
+            except Exception as exc:
+                return f"{_describe(value)}: {exc!r}"
+        return "unknown"
 
     @staticmethod
     def _stats(
@@ -228,15 +248,20 @@ class Sampler:
             cpu_s=cpu_s,
             cv=cv,
             max_s=max(m.wall, default=compute_s),
-            arg_bytes=statistics.fmean(m.arg_bytes) if m.arg_bytes else 0.0,
-            result_bytes=statistics.fmean(m.result_bytes) if m.result_bytes else 0.0,
-            serialize_s=statistics.median(m.serialize_s) if m.serialize_s else 0.0,
+            arg_bytes=sum(m.arg_bytes),
+            result_bytes=sum(m.result_bytes),
+            serialize_s=sum(m.serialize_s),
             callable_bytes=callable_bytes,
             callable_serialize_s=callable_serialize_s,
             picklable=m.unpicklable is None,
             unpicklable_reason=m.unpicklable,
             elapsed_s=elapsed_s,
         )
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _name(fn: Callable[..., Any]) -> str:

@@ -1,0 +1,170 @@
+"""The sampler on a fake clock: when it stops, what it measures, and that it keeps results."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from amorsize_exec import Settings
+from amorsize_exec._sampler import Sampler
+from amorsize_exec.testing import FakeClock
+
+SETTINGS = Settings()  # min 3 items, min 5 ms of work, budget 50 ms
+
+
+def timed(clock: FakeClock, seconds_of: dict[int, float] | float):  # type: ignore[no-untyped-def]
+    """A function that 'takes' a given time on the fake clock and returns x * 10."""
+
+    def fn(x: int) -> int:
+        clock.advance(seconds_of if isinstance(seconds_of, float) else seconds_of[x])
+        return x * 10
+
+    return fn
+
+
+def args(n: int):  # type: ignore[no-untyped-def]
+    return iter([(i,) for i in range(n)])
+
+
+def make_sampler(clock: FakeClock, settings: Settings = SETTINGS) -> Sampler:
+    return Sampler(settings, clock=clock, cpu_clock=clock)
+
+
+def test_stops_after_min_items_and_min_seconds() -> None:
+    clock = FakeClock()
+    sample = make_sampler(clock).run(timed(clock, 0.002), args(100))
+    # 3 items = 6 ms >= 5 ms: done
+    assert sample.results == [0, 10, 20]
+    assert sample.stats is not None
+    assert sample.stats.items == 3
+    assert sample.stats.compute_s == pytest.approx(0.002)
+    assert sample.stats.cpu_s == pytest.approx(0.002)
+
+
+def test_needs_min_seconds_when_items_are_quick() -> None:
+    clock = FakeClock()
+    sample = make_sampler(clock).run(timed(clock, 0.0005), args(100))
+    assert len(sample.results) == 10  # 10 x 0.5 ms = 5 ms
+
+
+def test_one_slow_item_ends_the_sample_at_the_budget() -> None:
+    clock = FakeClock()
+    sample = make_sampler(clock).run(timed(clock, 0.2), args(8))
+    assert sample.results == [0]
+    assert sample.stats is not None
+    assert sample.stats.compute_s == pytest.approx(0.2)
+
+
+def test_first_item_is_left_out_of_the_mean_once_there_are_three() -> None:
+    clock = FakeClock()
+    costs = {0: 0.030, 1: 0.002, 2: 0.002, 3: 0.002}
+    sample = make_sampler(clock).run(timed(clock, costs), args(4))
+    assert sample.stats is not None
+    assert sample.stats.compute_s == pytest.approx(0.002)
+    assert sample.stats.max_s == pytest.approx(0.030)
+
+
+def test_spread_is_measured() -> None:
+    clock = FakeClock()
+    costs = {0: 0.001, 1: 0.001, 2: 0.003, 3: 0.001, 4: 0.003}
+    sample = make_sampler(clock).run(timed(clock, costs), args(5))
+    assert sample.stats is not None
+    assert sample.stats.cv == pytest.approx(0.5)
+
+
+def test_respects_the_limit_and_notices_the_end() -> None:
+    clock = FakeClock()
+    sample = make_sampler(clock).run(timed(clock, 1e-6), args(5), limit=2)
+    assert sample.results == [0, 10]
+    assert not sample.exhausted
+    sample = make_sampler(clock).run(timed(clock, 1e-6), args(2))
+    assert sample.results == [0, 10]
+    assert sample.exhausted
+
+
+def test_tiny_items_are_timed_in_batches_and_all_results_kept() -> None:
+    clock = FakeClock()
+    sample = make_sampler(clock).run(timed(clock, 1e-6), args(100_000))
+    n = len(sample.results)
+    assert n > 1000  # batches doubled until 5 ms of work
+    assert sample.results == [i * 10 for i in range(n)]
+    assert sample.stats is not None
+    assert sample.stats.compute_s == pytest.approx(1e-6)
+
+
+def test_an_exception_stops_the_sample_and_is_kept_in_position() -> None:
+    clock = FakeClock()
+
+    def fn(x: int) -> int:
+        clock.advance(0.001)
+        if x == 2:
+            raise ValueError("two")
+        return x
+
+    sample = make_sampler(clock).run(fn, args(10))
+    assert sample.results == [0, 1]
+    assert isinstance(sample.error, ValueError)
+    replay = sample.replay()
+    assert next(replay) == 0
+    assert next(replay) == 1
+    with pytest.raises(ValueError, match="two"):
+        next(replay)
+
+
+def test_an_exception_inside_a_batch_keeps_the_results_before_it() -> None:
+    clock = FakeClock()
+
+    def fn(x: int) -> int:
+        clock.advance(1e-6)
+        if x == 50:
+            raise KeyError(x)
+        return x
+
+    sample = make_sampler(clock).run(fn, args(1000))
+    assert sample.results == list(range(50))
+    assert isinstance(sample.error, KeyError)
+
+
+def test_pickled_sizes_are_measured_per_item() -> None:
+    clock = FakeClock()
+
+    def ten_bytes_each(value: object) -> bytes:  # a batch of n items pickles to 10 n bytes
+        return b"x" * 10 * (len(value) if isinstance(value, list) else 1)
+
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=ten_bytes_each)
+    sample = sampler.run(timed(clock, 0.002), args(3))
+    assert sample.stats is not None
+    assert sample.stats.arg_bytes == pytest.approx(10)
+    assert sample.stats.result_bytes == pytest.approx(10)
+    assert sample.stats.picklable
+
+
+def test_unpicklable_argument_is_named() -> None:
+    lock = threading.Lock()
+    sample = Sampler(SETTINGS).run(lambda x: 1, iter([(lock,)]))
+    assert sample.stats is not None
+    assert not sample.stats.picklable
+    assert "an argument cannot be pickled" in (sample.stats.unpicklable_reason or "")
+    assert "lock" in (sample.stats.unpicklable_reason or "")
+
+
+def test_unpicklable_result_is_named() -> None:
+    sample = Sampler(SETTINGS).run(lambda x: threading.Lock(), iter([(1,)]))
+    assert sample.stats is not None
+    assert "a result cannot be pickled" in (sample.stats.unpicklable_reason or "")
+
+
+def test_overhead_is_part_of_elapsed_not_of_compute() -> None:
+    clock = FakeClock()
+
+    def slow_pickle(value: object) -> bytes:
+        clock.advance(0.010)
+        return b"x"
+
+    sample = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=slow_pickle).run(
+        timed(clock, 0.002), args(3)
+    )
+    assert sample.stats is not None
+    assert sample.stats.compute_s == pytest.approx(0.002)
+    assert sample.stats.elapsed_s > sample.stats.work_s
