@@ -78,9 +78,9 @@ def _time(run: Callable[[], list[Any]]) -> tuple[float, list[Any]]:
     return time.perf_counter() - started, out
 
 
-def run_demo(out: TextIO, repeats: int = 1) -> None:
+def run_demo(out: TextIO, repeats: int = 1, workloads: list[Workload] | None = None) -> None:
     """Run every workload with each contender and print times, speedups and decisions."""
-    workloads = default_workloads()
+    workloads = default_workloads() if workloads is None else workloads
     out.write(
         f"{'workload':<18} {'items':>6} {'loop':>9} {'ProcessPool':>17} {'AutoExecutor':>17}\n"
     )
