@@ -22,6 +22,7 @@ ones in the pool (``_submit``).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -31,6 +32,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FuturesTimeoutError  # builtin's alias on 3.11+
 from dataclasses import replace
 from typing import Any
 
@@ -107,7 +109,7 @@ class AutoExecutor(Executor):
         """The most recent decision of ``map`` or ``submit`` (``None`` before the first)."""
         return self._last_decision
 
-    def map(  # type: ignore[override]
+    def map(
         self,
         fn: Callable[..., Any],
         *iterables: Iterable[Any],
@@ -134,22 +136,35 @@ class AutoExecutor(Executor):
         name = _name(fn)
         if self._nested or self._lane == "serial":
             why = "nested inside a worker process" if self._nested else "lane='serial' was asked"
-            self._record("map", name, _serial_decision(why), None, None, total, total, forced=True)
+            self._record(
+                "map",
+                name,
+                _serial_decision(why),
+                stats=None,
+                profile=None,
+                total=total,
+                remaining=total,
+                forced=True,
+            )
             return self._serial_stream(fn, iterators, Sample(), None, deadline, adapt=False)
         if self._lane == "process":
-            return self._forced_process_stream(fn, iterators, total, chunksize, deadline, name)
-        args = zip(*iterators)
+            return self._forced_process_stream(
+                fn, iterators, total=total, chunksize=chunksize, deadline=deadline, name=name
+            )
+        args = zip(*iterators, strict=False)
         sample = Sampler(self._settings).run(fn, args, limit=total)
         stats = sample.stats
         remaining = None if total is None else total - len(sample.results)
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
             decision = _serial_decision(f"{done} during the sample")
-            self._record("map", name, decision, stats, None, total, 0)
+            self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
             return sample.replay()
         horizon = remaining if remaining is not None else len(sample.results)
         decision, profile = self._decide(stats, horizon, chunksize)
-        self._record("map", name, decision, stats, profile, total, remaining)
+        self._record(
+            "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
+        )
         if decision.lane == "serial":
             return self._serial_stream(
                 fn, iterators, sample, remaining, deadline, adapt=True, chunksize=chunksize
@@ -222,7 +237,15 @@ class AutoExecutor(Executor):
         return self._lane
 
     def record_submit_decision(self, name: str, decision: Decision) -> None:
-        self._record("submit", name, decision, None, self._probe.profile(), None, None)
+        self._record(
+            "submit",
+            name,
+            decision,
+            stats=None,
+            profile=self._probe.profile(),
+            total=None,
+            remaining=None,
+        )
 
     # --- the lanes ---------------------------------------------------------------------------
 
@@ -281,6 +304,7 @@ class AutoExecutor(Executor):
         self,
         fn: Callable[..., Any],
         iterators: list[Iterator[Any]],
+        *,
         total: int | None,
         chunksize: int | None,
         deadline: float | None,
@@ -290,12 +314,23 @@ class AutoExecutor(Executor):
         profile = self._probe.profile()
         workers = max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
         if chunksize is None:
-            chunksize = 1 if total is None else max(
-                1, total // (workers * self._settings.chunks_per_worker)
+            chunksize = (
+                1
+                if total is None
+                else max(1, total // (workers * self._settings.chunks_per_worker))
             )
         decision = Decision("process", workers, chunksize, 1.0, 0.0, "lane='process' was asked")
-        self._record("map", name, decision, None, profile, total, total, forced=True)
-        return self._pool_stream(fn, zip(*iterators), decision, deadline)
+        self._record(
+            "map",
+            name,
+            decision,
+            stats=None,
+            profile=profile,
+            total=total,
+            remaining=total,
+            forced=True,
+        )
+        return self._pool_stream(fn, zip(*iterators, strict=False), decision, deadline)
 
     def _serial_stream(
         self,
@@ -308,7 +343,13 @@ class AutoExecutor(Executor):
         adapt: bool,
         chunksize: int | None = None,
     ) -> Iterator[Any]:
-        """The built-in ``map`` in batches, chained in C: as fast as a plain loop."""
+        """The built-in ``map`` in batches, chained in C: as fast as a plain loop.
+
+        Unlike the stdlib's iterator, this one does not end at an exception: a consumer that
+        calls ``next()`` again gets the following items (none is lost or run twice). Ending it
+        would need a Python generator around the chain, which costs ~25% on trivial items
+        (1,000,000 x ``x*2``: 1.40x the plain loop instead of 1.16x, measured).
+        """
         batches = self._serial_batches(
             fn, iterators, sample, remaining, deadline, adapt=adapt, chunksize=chunksize
         )
@@ -334,16 +375,16 @@ class AutoExecutor(Executor):
         next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
         per_item_s = stats.compute_s if stats else 0.0
         single = len(iterators) == 1
-        source: Iterator[Any] = iterators[0] if single else zip(*iterators)
+        source: Iterator[Any] = iterators[0] if single else zip(*iterators, strict=False)
         run_batch = map if single else itertools.starmap
         while True:
             if deadline is not None:
                 batch = 1  # a timeout is checked before each item
                 if time.monotonic() > deadline:
-                    raise TimeoutError()
+                    raise FuturesTimeoutError()
             else:
                 batch = _batch_size(next_check_s - spent_s, per_item_s, s.serial_batch_max_items)
-            first = next(source, _END)
+            first: Any = next(source, _END)
             if first is _END:
                 return
             started = time.perf_counter()
@@ -361,7 +402,15 @@ class AutoExecutor(Executor):
                 decision, profile = self._decide(observed, horizon, chunksize)
                 if decision.lane == "process":
                     decision = replace(decision, reason="switched mid-run: " + decision.reason)
-                    self._record("map", _name(fn), decision, observed, profile, None, left)
+                    self._record(
+                        "map",
+                        _name(fn),
+                        decision,
+                        stats=observed,
+                        profile=profile,
+                        total=None,
+                        remaining=left,
+                    )
                     args = source if not single else zip(source)
                     yield self._pool_stream(fn, args, decision, deadline)
                     return
@@ -371,11 +420,11 @@ class AutoExecutor(Executor):
         call: str,
         name: str,
         decision: Decision,
+        *,
         stats: SampleStats | None,
         profile: MachineProfile | None,
         total: int | None,
         remaining: int | None,
-        *,
         forced: bool = False,
     ) -> None:
         overhead = 0.0 if stats is None else max(0.0, stats.elapsed_s - stats.work_s)
@@ -406,10 +455,8 @@ def _serial_decision(reason: str) -> Decision:
 
 
 def _wait_quietly(future: Future[Any]) -> None:
-    try:
+    with contextlib.suppress(BaseException):  # cancelled: nothing to wait for
         future.exception()
-    except BaseException:  # cancelled: nothing to wait for
-        pass
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -458,9 +505,7 @@ def _check_constructor_args(
         raise ValueError(f"lane must be one of {LANES}, not {lane!r}")
 
 
-def _check_map_args(
-    fn: object, timeout: object, chunksize: object, buffersize: object
-) -> None:
+def _check_map_args(fn: object, timeout: object, chunksize: object, buffersize: object) -> None:
     if not callable(fn):
         raise TypeError(f"{type(fn).__name__!r} object is not callable")
     if timeout is not None and not isinstance(timeout, (int, float)):

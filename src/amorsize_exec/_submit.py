@@ -5,10 +5,17 @@ submitted meanwhile wait for the probe's verdict (their Futures are returned at 
 longer than ``Settings.submit_probe_wait_s``: a probe still running then is clearly not cheap,
 and the waiting calls go to the pool. Later calls follow ``cost_model.choose_submit_lane``.
 Profiles are keyed by code object, so lambdas made in a loop share one.
+
+The Futures of in-process calls (and of calls waiting for a probe) are our own, not the
+thread pool's: a call is marked running only when it starts, so ``cancel()`` works until then,
+and ``shutdown(cancel_futures=True)`` notifies what it cancels, so that ``wait()`` and
+``as_completed()`` see those Futures as done (the stdlib pools leave them un-notified:
+CPython gh-109934, gh-87893, and such waits hang).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -53,36 +60,97 @@ class SubmitRouter:
         self._lease: PoolLease | None = None
         self._pool_futures: set[Future[Any]] = set()
         self._timers: set[threading.Timer] = set()
+        self._queued: set[Future[Any]] = set()  # in-process calls not yet started
+        self._releasing = 0  # calls waiting for a probe, being dispatched right now
+        self._released = threading.Condition(self._lock)
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+    def submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[Any]:
         owner = self._owner
         if owner.nested or owner.forced_lane == "serial":
-            return self._thread.submit(fn, *args, **kwargs)
+            return self._in_process(Future(), None, fn, args, kwargs)
         if owner.forced_lane == "process":
             return self._to_pool(fn, args, kwargs)
         with self._lock:
             profile = self._profile_of(fn)
-            if profile is None:  # not weak-referenceable: cannot remember it, keep it cheap
-                return self._thread.submit(fn, *args, **kwargs)
-            if profile.calls == 0 and not profile.probing:
+            probe = False
+            if profile is not None and profile.calls == 0 and not profile.probing:
                 profile.probe_started = time.monotonic()
                 self._start_timer(profile)
-                return self._thread.submit(self._timed, profile, fn, args, kwargs)
-            if profile.probing and not self._probe_overdue(profile):
+                probe = True
+            elif profile is not None and profile.probing and not self._probe_overdue(profile):
                 proxy: Future[Any] = Future()
                 profile.waiting.append((proxy, fn, args, kwargs))
                 return proxy
-        return self._dispatch(profile, fn, args, kwargs)
+        if profile is None:  # not weak-referenceable: cannot remember it, keep it cheap
+            return self._in_process(Future(), None, fn, args, kwargs)
+        if probe:
+            return self._in_process(Future(), profile, fn, args, kwargs)
+        return self._dispatch(None, profile, fn, args, kwargs)
 
     # --- lanes ----------------------------------------------------------------------------
 
     def _dispatch(
-        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        proxy: Future[Any] | None,
+        profile: _Profile,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Future[Any]:
+        """Run the call in the lane its profile chooses; the Future the caller should hold.
+
+        ``proxy`` is a pending Future someone already holds (a call that waited for a probe):
+        it gets the outcome. Without one, a pool call returns the pool's own Future.
+        """
         if self._choose_lane(profile, fn) == "process":
-            return self._to_pool(fn, args, kwargs)
-        return self._thread.submit(self._timed, profile, fn, args, kwargs)
+            return self._to_pool(fn, args, kwargs, proxy)
+        return self._in_process(proxy or Future(), profile, fn, args, kwargs)
+
+    def _in_process(
+        self,
+        proxy: Future[Any],
+        profile: _Profile | None,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Future[Any]:
+        """Queue the call on the in-process thread; ``proxy`` stays pending until it starts."""
+        with self._lock:
+            self._queued.add(proxy)
+        try:
+            self._thread.submit(self._run_queued, proxy, profile, fn, args, kwargs)
+        except BaseException:
+            with self._lock:
+                self._queued.discard(proxy)
+            raise
+        return proxy
+
+    def _run_queued(
+        self,
+        proxy: Future[Any],
+        profile: _Profile | None,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        with self._lock:
+            if proxy not in self._queued:
+                return  # cancelled (and notified) by shutdown(cancel_futures=True)
+            self._queued.discard(proxy)
+        if not proxy.set_running_or_notify_cancel():
+            return  # cancelled by its holder
+        try:
+            if profile is None:
+                result = fn(*args, **kwargs)
+            else:
+                result = self._timed(profile, fn, args, kwargs)
+        except BaseException as exc:  # as the stdlib's thread pool: the Future carries it
+            proxy.set_exception(exc)
+        else:
+            proxy.set_result(result)
 
     def _choose_lane(self, profile: _Profile, fn: Callable[..., Any]) -> SubmitLane:
         owner = self._owner
@@ -96,13 +164,19 @@ class SubmitRouter:
         source = owner.pool_source(workers)
         machine = owner.probe.profile()
         lane = _cost_model.choose_submit_lane(
-            task_s, machine, owner.settings, pool_warm=source.is_warm(),
+            task_s,
+            machine,
+            owner.settings,
+            pool_warm=source.is_warm(),
             inprocess_spent_s=profile.inprocess_s,
         )
         if lane == "process" and not machine.calibrated:
             machine = owner.probe.calibrated_profile()
             lane = _cost_model.choose_submit_lane(
-                task_s, machine, owner.settings, pool_warm=source.is_warm(),
+                task_s,
+                machine,
+                owner.settings,
+                pool_warm=source.is_warm(),
                 inprocess_spent_s=profile.inprocess_s,
             )
         if lane != profile.lane:
@@ -110,7 +184,14 @@ class SubmitRouter:
             owner.record_submit_decision(_name(fn), _submit_decision(lane, task_s, workers))
         return lane
 
-    def _to_pool(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+    def _to_pool(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        proxy: Future[Any] | None = None,
+    ) -> Future[Any]:
+        """Submit to the pool; with a ``proxy`` someone already holds, link the two."""
         with self._lock:
             if self._lease is None or self._lease.broken:
                 if self._lease is not None:
@@ -120,14 +201,22 @@ class SubmitRouter:
             future = lease.submit(fn, *args, **kwargs)
             self._pool_futures.add(future)
         future.add_done_callback(self._forget)
-        return future
+        if proxy is None:
+            return future
+        proxy.add_done_callback(functools.partial(_cancel_inner, future))
+        future.add_done_callback(functools.partial(_copy_outcome, proxy))
+        return proxy
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
             self._pool_futures.discard(future)
 
     def _timed(
-        self, profile: _Profile, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        profile: _Profile,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         started = time.perf_counter()
         try:
@@ -139,6 +228,7 @@ class SubmitRouter:
                 profile.inprocess_s += elapsed
                 profile.probe_started = None
                 waiting, profile.waiting = profile.waiting, []
+                self._releasing += 1
             self._release_waiting(profile, waiting)
 
     # --- calls waiting for a probe ------------------------------------------------------
@@ -150,29 +240,39 @@ class SubmitRouter:
         )
 
     def _start_timer(self, profile: _Profile) -> None:
-        timer = threading.Timer(self._owner.settings.submit_probe_wait_s, self._on_overdue, (profile,))
+        wait_s = self._owner.settings.submit_probe_wait_s
+        timer = threading.Timer(wait_s, self._on_overdue, (profile,))
         timer.daemon = True
         self._timers.add(timer)
         timer.start()
 
     def _on_overdue(self, profile: _Profile) -> None:
         with self._lock:
-            self._timers = {t for t in self._timers if t.is_alive() and t is not threading.current_thread()}
+            me = threading.current_thread()
+            self._timers = {t for t in self._timers if t.is_alive() and t is not me}
             if not profile.probing or self._closed:
                 return
             waiting, profile.waiting = profile.waiting, []
+            self._releasing += 1
         self._release_waiting(profile, waiting)
 
     def _release_waiting(self, profile: _Profile, waiting: list[_Call]) -> None:
-        for proxy, fn, args, kwargs in waiting:
-            if not proxy.set_running_or_notify_cancel():
-                continue  # cancelled while waiting
-            try:
-                inner = self._dispatch(profile, fn, args, kwargs)
-            except BaseException as exc:
-                proxy.set_exception(exc)
-                continue
-            inner.add_done_callback(functools.partial(_copy_outcome, proxy))
+        """Dispatch calls that waited for a probe (``_releasing`` was counted up by the caller,
+        under the lock that took ``waiting``: ``shutdown`` waits for this to finish)."""
+        try:
+            for proxy, fn, args, kwargs in waiting:
+                if proxy.cancelled():  # by its holder, while waiting
+                    proxy.set_running_or_notify_cancel()
+                    continue
+                try:
+                    self._dispatch(proxy, profile, fn, args, kwargs)
+                except BaseException as exc:
+                    if proxy.set_running_or_notify_cancel():
+                        proxy.set_exception(exc)
+        finally:
+            with self._lock:
+                self._releasing -= 1
+                self._released.notify_all()
 
     # --- lifetime -----------------------------------------------------------------------
 
@@ -194,23 +294,30 @@ class SubmitRouter:
             waiting = [call for p in list(self._profiles.values()) for call in p.waiting]
             for profile in list(self._profiles.values()):
                 profile.waiting = []
+            # Calls taken off a waiting list just before are being dispatched: let them land,
+            # so that they are cancelled or run below, not refused by a closed thread pool.
+            while self._releasing:
+                self._released.wait()
+            queued: list[Future[Any]] = []
+            if cancel_futures:
+                queued, self._queued = list(self._queued), set()
             pool_futures = list(self._pool_futures)
         for proxy, fn, args, kwargs in waiting:
             if cancel_futures:
-                proxy.cancel()
-            elif proxy.set_running_or_notify_cancel():
-                inner = self._thread.submit(fn, *args, **kwargs)
-                inner.add_done_callback(functools.partial(_copy_outcome, proxy))
+                queued.append(proxy)
+            else:  # accepted before shutdown: runs, in-process
+                self._in_process(proxy, None, fn, args, kwargs)
+        for proxy in queued:
+            proxy.cancel()  # pending, or already cancelled by its holder
+            proxy.set_running_or_notify_cancel()  # wakes wait() and as_completed()
         if cancel_futures:
             for future in pool_futures:
                 future.cancel()
         self._thread.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             for future in pool_futures:
-                try:
+                with contextlib.suppress(CancelledError):
                     future.exception()
-                except CancelledError:
-                    pass
         with self._lock:
             lease, self._lease = self._lease, None
         if lease is not None:
@@ -218,12 +325,21 @@ class SubmitRouter:
 
 
 def _copy_outcome(proxy: Future[Any], inner: Future[Any]) -> None:
+    """The pool's outcome onto a proxy that stayed pending meanwhile (we alone notify it)."""
     if inner.cancelled():
-        proxy.set_exception(CancelledError())
+        proxy.cancel()
+        proxy.set_running_or_notify_cancel()
+    elif not proxy.set_running_or_notify_cancel():
+        return  # cancelled by its holder while the pool ran it: the outcome is dropped
     elif (exc := inner.exception()) is not None:
         proxy.set_exception(exc)
     else:
         proxy.set_result(inner.result())
+
+
+def _cancel_inner(inner: Future[Any], proxy: Future[Any]) -> None:
+    if proxy.cancelled():
+        inner.cancel()
 
 
 def _profile_key(fn: Callable[..., Any]) -> Any:

@@ -91,9 +91,8 @@ class ChunkedMap:
                 yield from results
                 if error is not None:
                     raise error
-            if self._cancelled and not self._input_done:
-                if next(self._args, None) is not None:
-                    raise CancelledError()
+            if self._cancelled and not self._input_done and next(self._args, None) is not None:
+                raise CancelledError()
         finally:
             self.cancel()
             self._close()

@@ -52,13 +52,24 @@ class _Pool:
         self.executor = executor
         self.stdlib = stdlib  # the stdlib pickles with pickle: calls travel as cloudpickle bytes
         self.leases = 0
-        self.broken = False
+        self._seen_broken = False
         self.started = False
         self.last_used = time.monotonic()
 
+    @property
+    def broken(self) -> bool:
+        """True once a task failed with ``BrokenProcessPool``, or the executor knows it is
+        broken: a worker that died while the pool was idle fails no task of ours."""
+        if self._seen_broken:
+            return True
+        flags = getattr(self.executor, "_flags", None)  # loky
+        if flags is not None and getattr(flags, "broken", None) is not None:
+            return True
+        return bool(getattr(self.executor, "_broken", False))  # stdlib
+
     def watch(self, future: Future[Any]) -> None:
         if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
-            self.broken = True
+            self._seen_broken = True
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         try:
@@ -68,7 +79,7 @@ class _Pool:
             else:
                 future = self.executor.submit(fn, *args, **kwargs)
         except BrokenProcessPool:
-            self.broken = True
+            self._seen_broken = True
             raise
         self.started = True
         self.last_used = time.monotonic()
@@ -80,11 +91,22 @@ class _Pool:
             return self.submit(run_pickled_chunk, cloudpickle.dumps((fn, chunk)))
         return self.submit(run_chunk, fn, chunk)
 
-    def shutdown(self, wait: bool) -> None:
+    def shutdown(self, wait: bool, *, graceful: bool = False) -> None:
+        """Stop the pool. Unless ``graceful``, ``wait=False`` also kills the workers and drops
+        queued work (for pools nobody uses any more); a graceful stop lets submitted work
+        finish, as ``Executor.shutdown(wait=False)`` promises its caller."""
+        abandon = not wait and not graceful
         if isinstance(self.executor, loky.ProcessPoolExecutor):
-            self.executor.shutdown(wait=wait, kill_workers=not wait)
+            self.executor.shutdown(wait=wait, kill_workers=abandon)
+        elif not wait and graceful:
+            # The stdlib's shutdown(wait=False) drops its worker list at once, so a worker that
+            # exits at max_tasks_per_child is never replaced and the work left hangs, as does
+            # interpreter exit (CPython gh-132969, gh-119592): wait, but on another thread.
+            threading.Thread(
+                target=self.executor.shutdown, name="amorsize-pool-shutdown", daemon=True
+            ).start()
         else:
-            self.executor.shutdown(wait=wait, cancel_futures=not wait)
+            self.executor.shutdown(wait=wait, cancel_futures=abandon)
 
 
 class PoolLease:
@@ -196,6 +218,9 @@ class PrivatePool:
 
     loky has no ``max_tasks_per_child``; when it is given, the pool is the stdlib's
     ``ProcessPoolExecutor`` (calls travel as cloudpickle bytes, so lambdas still work).
+
+    ``shutdown()`` stops the pool once no lease is out: a ``map`` whose results are read after
+    the executor's ``with`` block keeps its workers until it ends (or is dropped).
     """
 
     def __init__(
@@ -209,10 +234,11 @@ class PrivatePool:
     ) -> None:
         self.workers = workers
         self._lock = threading.Lock()
-        self._factory = lambda: self._make(
+        self._factory: Callable[[], _Pool] = lambda: self._make(
             workers, mp_context, initializer, initargs, max_tasks_per_child
         )
         self._pool: _Pool | None = None
+        self._closed = False
 
     @staticmethod
     def _make(
@@ -224,12 +250,14 @@ class PrivatePool:
     ) -> _Pool:
         if max_tasks_per_child is not None:
             context = mp_context or multiprocessing.get_context("spawn")
+            # A keyword Python 3.10's stdlib lacks (the executor refuses it there).
+            recycling: dict[str, Any] = {"max_tasks_per_child": max_tasks_per_child}
             executor: Executor = StdlibProcessPool(
                 max_workers=workers,
                 mp_context=context,
                 initializer=initialize_worker,
                 initargs=(initializer, initargs),
-                max_tasks_per_child=max_tasks_per_child,
+                **recycling,
             )
             return _Pool(executor, stdlib=True)
         method = mp_context.get_start_method() if mp_context is not None else "loky"
@@ -253,16 +281,31 @@ class PrivatePool:
                 retired, self._pool = self._pool, None
             if self._pool is None:
                 self._pool = self._factory()
-            lease = PoolLease(self._pool, lambda pool: None, warm=self._pool.started)
+            pool = self._pool
+            pool.leases += 1
+            lease = PoolLease(pool, self._give_back, warm=pool.started)
         if retired is not None:
             retired.shutdown(wait=False)
         return lease
 
-    def shutdown(self, wait: bool) -> None:
+    def _give_back(self, pool: _Pool) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=wait)
+            pool.leases -= 1
+            stop = self._closed and pool is self._pool and pool.leases == 0
+            if stop:
+                self._pool = None
+        if stop:  # the executor was shut down while this lease was out: its turn now
+            pool.shutdown(wait=False, graceful=True)
+
+    def shutdown(self, wait: bool) -> None:
+        """Stop the pool now, or when the last lease comes back; running work finishes."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+            if pool is None or pool.leases > 0:
+                return
+            self._pool = None
+        pool.shutdown(wait=wait, graceful=True)
 
 
 _default_pools: WorkerPools | None = None

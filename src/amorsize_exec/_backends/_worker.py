@@ -15,9 +15,7 @@ from .._errors import UnpicklableResultError
 ChunkResult = tuple[list[Any], "BaseException | None"]
 
 
-def initialize_worker(
-    initializer: Callable[..., object] | None, initargs: tuple[Any, ...]
-) -> None:
+def initialize_worker(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
     """Mark the process as ours (nested use then runs serially), then run the user's initializer."""
     os.environ[WORKER_ENV_VAR] = "1"
     if initializer is not None:
@@ -40,7 +38,8 @@ def run_chunk(fn: Callable[..., Any], chunk: Sequence[tuple[Any, ...]]) -> Chunk
 
 
 def run_pickled_chunk(payload: bytes) -> ChunkResult:
-    """``run_chunk`` for pools whose pickler is the stdlib's: the call travels as cloudpickle bytes."""
+    """``run_chunk`` for pools whose pickler is the stdlib's (the call travels as cloudpickle
+    bytes)."""
     fn, chunk = cloudpickle.loads(payload)
     return run_chunk(fn, chunk)
 

@@ -1,0 +1,36 @@
+"""Top-level (picklable) functions that fail in the ways services meet."""
+
+from __future__ import annotations
+
+import threading
+
+
+def raise_value_error(x: int) -> int:
+    raise ValueError(f"bad item {x}")
+
+
+class UnpicklableError(Exception):
+    """An exception holding a lock: it cannot travel back from a worker."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.lock = threading.Lock()
+
+
+def raise_unpicklable(x: int) -> int:
+    raise UnpicklableError(f"item {x} holds a lock")
+
+
+def fail_on_multiples(x: int, k: int) -> int:
+    """x * 3, or ValueError / KeyError for multiples of k (two types, to check the type too)."""
+    if k and x % k == 0:
+        raise (ValueError if x % 2 else KeyError)(x)
+    return x * 3
+
+
+def broken_initializer() -> None:
+    raise RuntimeError("initializer failed on purpose")
+
+
+def identity(x: object) -> object:
+    return x

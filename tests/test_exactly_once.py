@@ -1,0 +1,108 @@
+"""Every item runs exactly once: sampled items are real work, kept and never re-run (design §2)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from _workloads import append_line, read_lines
+from amorsize_exec import AutoExecutor
+from amorsize_exec.testing import FakeProbe
+
+
+def assert_each_once(path: Path, n: int) -> list[tuple[int, int]]:
+    lines = read_lines(path)
+    counts = Counter(x for x, _ in lines)
+    assert sorted(counts) == list(range(n)), "every item ran"
+    assert set(counts.values()) == {1}, f"items run more than once: {counts.most_common(3)}"
+    return lines
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    n = 60
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        results = list(ex.map(append_line, [str(path)] * n, range(n), [0.01] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "process", decision.summary()
+    lines = assert_each_once(path, n)
+    pids = {x: pid for x, pid in lines}
+    sampled = [x for x in range(n) if pids[x] == os.getpid()]
+    assert sampled, "the first items are sampled in-process"
+    assert sampled == list(range(len(sampled))), "the sample is a prefix of the input"
+    assert len(sampled) < n, "the rest ran in workers"
+
+
+@pytest.mark.timeout(60)
+def test_sampled_then_the_rest_serially(fake_probe: FakeProbe, tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    n = 500
+    with AutoExecutor(probe=fake_probe) as ex:
+        results = list(ex.map(append_line, itertools.repeat(str(path)), range(n)))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "serial", decision.summary()
+    lines = assert_each_once(path, n)
+    assert {pid for _, pid in lines} == {os.getpid()}
+    assert [x for x, _ in lines] == list(range(n)), "in order, in this process"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_serial_run_that_switches_to_the_pool_mid_way(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # No length: the decision starts serial on a short horizon, then rent-or-buy moves the rest.
+    path = tmp_path / "log"
+    n = 120
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        items = (x for x in range(n))
+        stream = ex.map(append_line, itertools.repeat(str(path)), items, itertools.repeat(0.005))
+        results = list(stream)
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "process", decision.summary()
+    assert decision.decision.reason.startswith("switched mid-run"), decision.summary()
+    lines = assert_each_once(path, n)
+    in_process = sorted(x for x, pid in lines if pid == os.getpid())
+    assert in_process == list(range(len(in_process))), "a prefix ran here, serially"
+    assert 3 < len(in_process) < n, "more than the sample ran here, then the pool took over"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lane", ["process", "serial"])
+def test_forced_lanes_run_each_item_once(lane: str, fake_probe: FakeProbe, tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    n = 300
+    with AutoExecutor(lane=lane, probe=fake_probe) as ex:  # type: ignore[arg-type]
+        results = list(ex.map(append_line, itertools.repeat(str(path)), range(n), chunksize=7))
+    assert results == [x * 3 for x in range(n)]
+    assert_each_once(path, n)
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_endless_input_runs_only_what_is_consumed_and_each_once(
+    fake_probe: FakeProbe, tmp_path: Path
+) -> None:
+    path = tmp_path / "log"
+    with AutoExecutor(lane="process", probe=fake_probe) as ex:
+        stream = ex.map(append_line, itertools.repeat(str(path)), itertools.count())
+        got = list(itertools.islice(stream, 50))
+        del stream
+    assert got == [x * 3 for x in range(50)]
+    counts = Counter(x for x, _ in read_lines(path))
+    assert set(counts.values()) == {1}
+    assert set(range(50)) <= set(counts)
+    assert len(counts) <= 50 + 8, "bounded look-ahead: only a window beyond what was consumed"

@@ -1,0 +1,206 @@
+"""Faults and bad input (issue 4): clear errors or a logged serial fallback, nothing lost."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import logging
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import psutil
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from _faults import (
+    UnpicklableError,
+    broken_initializer,
+    fail_on_multiples,
+    identity,
+    raise_unpicklable,
+    raise_value_error,
+)
+from amorsize_exec import AutoExecutor, UnpicklableResultError
+
+# --- exceptions from fn --------------------------------------------------------------------
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_worker_exception_keeps_its_remote_traceback() -> None:
+    with AutoExecutor(lane="process") as ex, pytest.raises(ValueError, match="bad item 7") as info:
+        list(ex.map(raise_value_error, [7]))
+    cause = info.value.__cause__
+    assert cause is not None
+    assert "Traceback" in str(cause)
+    assert "raise_value_error" in str(cause)
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_unpicklable_exception_becomes_a_clear_error() -> None:
+    with AutoExecutor(lane="process") as ex, pytest.raises(UnpicklableResultError) as info:
+        list(ex.map(raise_unpicklable, [3]))
+    message = str(info.value)
+    assert UnpicklableError.__qualname__ in message
+    assert "item 3 holds a lock" in message
+
+
+# --- what cannot be pickled runs serially, and says so ----------------------------------------
+
+
+def test_unpicklable_arguments_run_serially_and_say_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    locks = [threading.Lock() for _ in range(50)]
+    with caplog.at_level(logging.INFO, logger="amorsize_exec"), AutoExecutor() as ex:
+        assert list(ex.map(identity, locks)) == locks
+    record = ex.last_decision
+    assert record is not None
+    assert record.lane == "serial"
+    assert "cannot be pickled" in record.decision.reason
+    assert any("cannot be pickled" in r.getMessage() for r in caplog.records)
+
+
+def test_unpicklable_function_runs_serially() -> None:
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x + 1
+
+    with AutoExecutor() as ex:
+        assert list(ex.map(uses_lock, range(100))) == list(range(1, 101))
+    assert ex.last_decision is not None
+    assert "the function" in ex.last_decision.decision.reason
+
+
+# --- bad arguments: the stdlib's errors and messages ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"max_workers": 0}, ValueError, "max_workers must be greater than 0"),
+        ({"max_workers": -3}, ValueError, "max_workers must be greater than 0"),
+        ({"initializer": 3}, TypeError, "initializer must be a callable"),
+    ],
+)
+def test_bad_constructor_arguments_match_the_stdlib(
+    kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        ProcessPoolExecutor(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(error, match=message):
+        AutoExecutor(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["2", 2.5, True])
+def test_max_workers_must_be_an_int(bad: object) -> None:
+    with pytest.raises(TypeError, match="max_workers must be an int"):
+        AutoExecutor(max_workers=bad)  # type: ignore[arg-type]
+
+
+def test_bad_map_arguments() -> None:
+    with AutoExecutor() as ex:
+        with pytest.raises(ValueError, match=r"chunksize must be >= 1\."):
+            ex.map(identity, [1], chunksize=0)
+        with pytest.raises(TypeError, match="'int' object is not callable"):
+            ex.map(3, [1])  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="'int' object is not callable"):
+            ex.submit(3)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="buffersize must be None or > 0"):
+            ex.map(identity, [1], buffersize=0)
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_initializer_that_raises_breaks_the_pool_as_in_the_stdlib() -> None:
+    with AutoExecutor(initializer=broken_initializer, lane="process") as ex:
+        with pytest.raises(BrokenProcessPool):
+            list(ex.map(identity, range(10)))
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(identity, 1).result(timeout=30)
+
+
+# --- memory stays bounded ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_ten_million_item_generator_in_bounded_memory() -> None:
+    gc.collect()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = before
+    count = 0
+    with AutoExecutor() as ex:
+        for count, _ in enumerate(ex.map(abs, (i for i in range(10_000_000))), 1):
+            if count % 1_000_000 == 0:
+                peak = max(peak, process.memory_info().rss)
+    assert count == 10_000_000
+    assert peak - before < 50 * 2**20
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(120)
+def test_pool_lane_reads_a_generator_in_bounded_memory() -> None:
+    gc.collect()
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = before
+    with AutoExecutor(lane="process") as ex:
+        for count, _ in enumerate(ex.map(abs, range(1_000_000), chunksize=10_000), 1):
+            if count % 100_000 == 0:
+                peak = max(peak, process.memory_info().rss)
+    assert count == 1_000_000
+    assert peak - before < 50 * 2**20
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("lane", ["serial", "process", "auto"])
+def test_endless_input_zipped_with_a_finite_one(lane: str) -> None:
+    with AutoExecutor(lane=lane) as ex:  # type: ignore[arg-type]
+        out = list(ex.map(fail_on_multiples, range(100), itertools.repeat(0)))
+    assert out == [x * 3 for x in range(100)]
+
+
+# --- same outcomes as the built-in map, in every lane --------------------------------------------
+
+
+def outcomes(results: object) -> list[object]:
+    """Values until the first exception, then that exception's type."""
+    seen: list[object] = []
+    iterator = iter(results)  # type: ignore[call-overload]
+    while True:
+        try:
+            seen.append(next(iterator))
+        except StopIteration:
+            return seen
+        except Exception as exc:
+            seen.append(type(exc))
+            return seen
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("lane", ["serial", "process", "auto"])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    xs=st.lists(st.integers(-1000, 1000), max_size=300),
+    k=st.integers(0, 60),
+    chunksize=st.one_of(st.none(), st.integers(1, 50)),
+)
+def test_same_values_and_exception_positions_as_builtin_map(
+    lane: str, xs: list[int], k: int, chunksize: int | None
+) -> None:
+    expected = outcomes(map(fail_on_multiples, xs, itertools.repeat(k)))
+    with AutoExecutor(lane=lane) as ex:  # type: ignore[arg-type]
+        got = outcomes(ex.map(fail_on_multiples, xs, itertools.repeat(k), chunksize=chunksize))
+    assert got == expected
