@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -95,6 +96,12 @@ def test_bad_constructor_arguments_match_the_stdlib(
         ProcessPoolExecutor(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(error, match=message):
         AutoExecutor(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="max_tasks_per_child needs Python 3.11")
+def test_max_tasks_per_child_above_one_is_refused_rather_than_deadlocking() -> None:
+    with pytest.raises(ValueError, match="gh-115634"):
+        AutoExecutor(max_tasks_per_child=2)
 
 
 @pytest.mark.parametrize("bad", ["2", 2.5, True])

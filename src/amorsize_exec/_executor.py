@@ -189,9 +189,10 @@ class AutoExecutor(Executor):
         """Stop accepting work; optionally cancel what has not started; optionally wait.
 
         Shared warm pools are not stopped (other executors may be using them); a private pool
-        is. Maps already under way go on to the end (input keeps being read as consumed),
-        unless ``cancel_futures`` is set: then positions not yet started raise
-        ``CancelledError``.
+        is, once its last map ends. Maps already under way go on to the end (input keeps
+        being read as consumed). With ``cancel_futures``, a map running in the pool stops
+        submitting: its positions not yet started raise ``CancelledError``; a map running
+        in-process is not cancelled (it runs on the consumer's thread, as it is consumed).
         """
         with self._lock:
             self._shutdown = True
@@ -496,6 +497,13 @@ def _check_constructor_args(
             raise TypeError("max_tasks_per_child must be an integer")
         if max_tasks_per_child <= 0:
             raise ValueError("max_tasks_per_child must be >= 1")
+        if max_tasks_per_child > 1:
+            # The stdlib pool (the only one with worker recycling) deadlocks once a worker
+            # exits at its limit with tasks queued, and we always queue a window of chunks.
+            raise ValueError(
+                "max_tasks_per_child > 1 deadlocks the stdlib process pool "
+                "(CPython gh-115634, Python 3.11-3.14); use 1 or None"
+            )
         if mp_context is not None and mp_context.get_start_method() == "fork":
             raise ValueError(
                 "max_tasks_per_child is incompatible with the 'fork' multiprocessing start "
