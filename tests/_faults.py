@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
+import time
 
 
 def raise_value_error(x: int) -> int:
@@ -33,4 +35,25 @@ def broken_initializer() -> None:
 
 
 def identity(x: object) -> object:
+    return x
+
+
+def segfault(x: int) -> int:
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return x
+
+
+def sleep_then_return(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x
+
+
+def raise_memory_error(x: int) -> int:
+    raise MemoryError(f"item {x} wanted too much")
+
+
+def spin_then_return(x: object, seconds: float) -> object:
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
     return x

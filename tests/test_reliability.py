@@ -5,10 +5,14 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import signal
+import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import psutil
 import pytest
@@ -20,10 +24,15 @@ from _faults import (
     broken_initializer,
     fail_on_multiples,
     identity,
+    raise_memory_error,
     raise_unpicklable,
     raise_value_error,
+    segfault,
+    sleep_then_return,
+    spin_then_return,
 )
 from amorsize_exec import AutoExecutor, UnpicklableResultError
+from amorsize_exec.testing import FakeProbe, make_profile
 
 # --- exceptions from fn --------------------------------------------------------------------
 
@@ -76,6 +85,137 @@ def test_unpicklable_function_runs_serially() -> None:
         assert list(ex.map(uses_lock, range(100))) == list(range(1, 101))
     assert ex.last_decision is not None
     assert "the function" in ex.last_decision.decision.reason
+
+
+def test_strict_map_names_the_unpicklable_argument_and_returns_nothing() -> None:
+    with AutoExecutor(strict=True) as ex, pytest.raises(TypeError, match="lock"):
+        ex.map(identity, [threading.Lock() for _ in range(5)])
+
+
+def test_strict_map_refuses_an_unpicklable_function_before_running_it() -> None:
+    lock = threading.Lock()
+    calls: list[int] = []
+
+    def uses_lock(x: int) -> int:
+        calls.append(x)
+        with lock:
+            return x
+
+    with AutoExecutor(strict=True) as ex, pytest.raises(TypeError, match="uses_lock"):
+        ex.map(uses_lock, range(10))
+    assert calls == []
+
+
+def costly_submit_executor(strict: bool) -> AutoExecutor:
+    """Calls of 50 ms are worth the pool on this profile once the first one has run."""
+    return AutoExecutor(strict=strict, probe=FakeProbe(make_profile(pool_start_s=0.01)))
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_submit_with_unpicklable_argument_runs_in_process_and_says_why() -> None:
+    with costly_submit_executor(strict=False) as ex:
+        assert ex.submit(spin_then_return, 1, 0.05).result(timeout=30) == 1  # the probe
+        lock = threading.Lock()
+        assert ex.submit(spin_then_return, lock, 0.05).result(timeout=30) is lock
+    assert ex.last_decision is not None
+    assert ex.last_decision.lane == "serial"
+    assert "cannot use a pool" in ex.last_decision.decision.reason
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_strict_submit_names_the_unpicklable_argument() -> None:
+    with costly_submit_executor(strict=True) as ex:
+        assert ex.submit(spin_then_return, 1, 0.05).result(timeout=30) == 1  # the probe
+        with pytest.raises(TypeError, match="lock"):
+            ex.submit(spin_then_return, threading.Lock(), 0.05)
+
+
+# --- worker death of every kind ------------------------------------------------------------------
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_segfault_in_a_worker_is_reported_with_its_signal() -> None:
+    with AutoExecutor(lane="process") as ex:
+        with pytest.raises(BrokenProcessPool, match="SIGSEGV"):
+            list(ex.map(segfault, range(4)))
+        assert list(ex.map(abs, [-1, -2])) == [1, 2]  # a fresh pool
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_worker_killed_from_outside_is_reported_with_its_signal() -> None:
+    with AutoExecutor(lane="process") as ex:
+        results = ex.map(sleep_then_return, range(4), [3.0] * 4)
+        workers: list[psutil.Process] = []
+        deadline = time.monotonic() + 20
+        while not workers and time.monotonic() < deadline:
+            workers = [
+                p
+                for p in psutil.Process().children()
+                if "loky" in " ".join(p.cmdline())
+                and "resource_tracker" not in " ".join(p.cmdline())
+            ]
+            time.sleep(0.05)
+        assert workers
+        workers[0].send_signal(signal.SIGKILL)
+        started = time.monotonic()
+        with pytest.raises(BrokenProcessPool, match="SIGKILL"):
+            list(results)
+        assert time.monotonic() - started < 10
+        assert list(ex.map(abs, [-3])) == [3]
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_memory_error_in_fn_comes_back_as_itself_and_the_pool_lives_on() -> None:
+    with AutoExecutor(lane="process") as ex:
+        with pytest.raises(MemoryError, match="item 0 wanted too much"):
+            list(ex.map(raise_memory_error, range(3)))
+        assert list(ex.map(abs, [-4])) == [4]
+
+
+CTRL_C_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from amorsize_exec import AutoExecutor
+from _faults import spin_then_return
+ex = AutoExecutor(lane="process")
+results = ex.map(spin_then_return, range(20), [10.0] * 20)  # chunks of 2: 20 s each
+print("started", flush=True)
+for r in results:
+    print(r, flush=True)
+"""
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(90)
+def test_ctrl_c_while_iterating_ends_workers_and_exits_promptly() -> None:
+    script = CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent))
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        parent = psutil.Process(child.pid)
+        workers: list[psutil.Process] = []
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 and time.monotonic() < deadline:  # chunks are running
+            workers = [p for p in parent.children(recursive=True) if p.cpu_percent(0.05) > 0]
+        child.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = child.communicate(timeout=30)
+        exit_s = time.monotonic() - started
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert "KeyboardInterrupt" in err
+    assert exit_s < 10, f"exit took {exit_s:.1f} s: running chunks held the interpreter"
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
 
 
 # --- bad arguments: the stdlib's errors and messages ------------------------------------------

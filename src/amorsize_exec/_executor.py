@@ -42,7 +42,7 @@ from ._backends import default_pools as _default_pools
 from ._config import LANES, Lane, Settings, in_worker_process
 from ._decision import Decision, DecisionRecord
 from ._machine import MachineProbe, MachineProfile, default_probe
-from ._sampler import Sample, Sampler, SampleStats
+from ._sampler import Sample, Sampler, SampleStats, pickling_problem
 from ._submit import SubmitRouter
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class AutoExecutor(Executor):
             then a private stdlib ``ProcessPoolExecutor``).
         lane: ``"auto"`` (measure and decide), ``"serial"`` or ``"process"`` (forced; the cost
             model is still consulted for worker count and chunk size).
+        strict: if a function or argument cannot be pickled, raise ``TypeError`` naming it
+            instead of running serially (the default, logged and kept in ``last_decision``).
         settings: tunables; default ``Settings.from_env()``.
         probe: machine probe; default the process-wide ``SystemProbe``.
         pools: owner of the shared warm pools; default the process-wide one.
@@ -75,6 +77,7 @@ class AutoExecutor(Executor):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         lane: Lane = "auto",
+        strict: bool = False,
         settings: Settings | None = None,
         probe: MachineProbe | None = None,
         pools: WorkerPools | None = None,
@@ -82,6 +85,7 @@ class AutoExecutor(Executor):
         _check_constructor_args(max_workers, mp_context, initializer, max_tasks_per_child, lane)
         self._max_workers = max_workers
         self._lane = lane
+        self._strict = strict
         self._settings = settings or Settings.from_env()
         self._probe = probe or default_probe()
         self._pools = pools or _default_pools()
@@ -151,9 +155,13 @@ class AutoExecutor(Executor):
             return self._forced_process_stream(
                 fn, iterators, total=total, chunksize=chunksize, deadline=deadline, name=name
             )
+        if self._strict and (problem := pickling_problem(fn)) is not None:
+            raise TypeError(problem)
         args = zip(*iterators, strict=False)
         sample = Sampler(self._settings).run(fn, args, limit=total)
         stats = sample.stats
+        if self._strict and stats is not None and not stats.picklable:
+            raise TypeError(stats.unpicklable_reason)
         remaining = None if total is None else total - len(sample.results)
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
@@ -230,6 +238,10 @@ class AutoExecutor(Executor):
         return max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
 
     @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
     def nested(self) -> bool:
         return self._nested
 
@@ -293,6 +305,7 @@ class AutoExecutor(Executor):
                 window=decision.workers * self._settings.chunks_in_flight_per_worker,
                 deadline=deadline,
                 on_close=lease.release,
+                on_interrupt=lease.abort,
             )
         except BaseException:
             lease.release()

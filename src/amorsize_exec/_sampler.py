@@ -156,8 +156,8 @@ class Sampler:
         started = self._clock()
         try:
             size = len(self._serialize(fn))
-        except Exception as exc:
-            m.unpicklable = f"the function {_name(fn)} cannot be pickled: {exc!r}"
+        except Exception:
+            m.unpicklable = pickling_problem(fn, serialize=self._serialize)
             return 0, 0.0
         return size, self._clock() - started
 
@@ -257,6 +257,25 @@ class Sampler:
             unpicklable_reason=m.unpicklable,
             elapsed_s=elapsed_s,
         )
+
+
+def pickling_problem(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    serialize: Serializer = cloudpickle.dumps,
+) -> str | None:
+    """What in a call cannot be pickled for a worker, in words; ``None`` if all of it can."""
+    try:
+        serialize(fn)
+    except Exception as exc:
+        return f"the function {_name(fn)} cannot be pickled: {exc!r}"
+    for value in (*args, *(kwargs or {}).values()):
+        try:
+            serialize(value)
+        except Exception as exc:
+            return f"an argument cannot be pickled: {_describe(value)}: {exc!r}"
+    return None
 
 
 def _describe(value: Any) -> str:

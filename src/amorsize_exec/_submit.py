@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _cost_model
 from ._backends import PoolLease
 from ._decision import Decision
+from ._sampler import pickling_problem
 
 if TYPE_CHECKING:
     from ._executor import AutoExecutor
@@ -106,7 +107,14 @@ class SubmitRouter:
         it gets the outcome. Without one, a pool call returns the pool's own Future.
         """
         if self._choose_lane(profile, fn) == "process":
-            return self._to_pool(fn, args, kwargs, proxy)
+            problem = pickling_problem(fn, args, kwargs)
+            if problem is None:
+                return self._to_pool(fn, args, kwargs, proxy)
+            if self._owner.strict:
+                raise TypeError(problem)
+            self._owner.record_submit_decision(
+                _name(fn), Decision("serial", 1, 1, 1.0, 0.0, f"cannot use a pool: {problem}")
+            )
         return self._in_process(proxy or Future(), profile, fn, args, kwargs)
 
     def _in_process(

@@ -27,6 +27,7 @@ class ChunkedMap:
     The first ``window`` chunks are submitted by the constructor, so that work starts when
     ``map()`` is called, as with the stdlib; later chunks are submitted as the consumer takes
     results. ``cancel()`` may be called from any thread (``shutdown(cancel_futures=True)``).
+    On ``KeyboardInterrupt`` while waiting, ``on_interrupt`` runs (the executor kills the pool).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class ChunkedMap:
         window: int,
         deadline: float | None,
         on_close: Callable[[], None] = lambda: None,
+        on_interrupt: Callable[[], None] = lambda: None,
     ) -> None:
         self._submit_chunk = submit_chunk
         self._fn = fn
@@ -46,6 +48,7 @@ class ChunkedMap:
         self._chunksize = chunksize
         self._deadline = deadline
         self._pending: deque[Future[ChunkResult]] = deque()
+        self._on_interrupt = on_interrupt
         # Runs once: at the end of iteration, or when a never-consumed map is garbage collected.
         self._close = weakref.finalize(self, _cancel_and_release, self._pending, on_close)
         self._lock = threading.Lock()
@@ -93,6 +96,10 @@ class ChunkedMap:
                     raise error
             if self._cancelled and not self._input_done and next(self._args, None) is not None:
                 raise CancelledError()
+        except KeyboardInterrupt:
+            self.cancel()
+            self._on_interrupt()  # chunks already running would hold the interpreter's exit
+            raise
         finally:
             self.cancel()
             self._close()

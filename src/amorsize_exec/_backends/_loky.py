@@ -67,6 +67,12 @@ class _Pool:
             return True
         return bool(getattr(self.executor, "_broken", False))  # stdlib
 
+    def abort(self) -> None:
+        """Kill the workers now (Ctrl-C): running tasks cannot be cancelled any other way, and
+        the interpreter would otherwise wait for them at exit. The next lease starts afresh."""
+        self._seen_broken = True
+        self.shutdown(wait=False)
+
     def watch(self, future: Future[Any]) -> None:
         if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
             self._seen_broken = True
@@ -131,6 +137,10 @@ class PoolLease:
     @property
     def broken(self) -> bool:
         return self._pool.broken
+
+    def abort(self) -> None:
+        """Kill the pool's workers (see ``_Pool.abort``)."""
+        self._pool.abort()
 
     def release(self) -> None:
         """Give the pool back (idempotent). Shared pools stay warm; private ones are unaffected."""
