@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -77,3 +78,8 @@ class DecisionRecord:
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON-ready) for reports and benchmarks."""
         return dataclasses.asdict(self)
+
+
+def callable_name(fn: Callable[..., Any]) -> str:
+    """How records and logs name a callable: its qualified name, else its type's name."""
+    return getattr(fn, "__qualname__", None) or type(fn).__name__

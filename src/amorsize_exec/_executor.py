@@ -22,7 +22,6 @@ ones in the pool (``_submit``).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -37,10 +36,18 @@ from dataclasses import replace
 from typing import Any
 
 from . import _cost_model
-from ._backends import ChunkedMap, PoolSource, PoolSpec, PrivatePool, SharedPool, WorkerPools
+from ._backends import (
+    ChunkedMap,
+    PoolSource,
+    PoolSpec,
+    PrivatePool,
+    SharedPool,
+    WorkerPools,
+    wait_quietly,
+)
 from ._backends import default_pools as _default_pools
 from ._config import LANES, Lane, Settings, in_worker_process
-from ._decision import Decision, DecisionRecord
+from ._decision import Decision, DecisionRecord, callable_name
 from ._machine import MachineProbe, MachineProfile, default_probe
 from ._sampler import Sample, Sampler, SampleStats, pickling_problem
 from ._submit import SubmitRouter
@@ -137,7 +144,7 @@ class AutoExecutor(Executor):
         if not iterators:
             return iter(())
         total = _known_length(iterables)
-        name = _name(fn)
+        name = callable_name(fn)
         if self._nested or self._lane == "serial":
             why = "nested inside a worker process" if self._nested else "lane='serial' was asked"
             self._record(
@@ -212,7 +219,7 @@ class AutoExecutor(Executor):
         if wait:
             for stream in streams:
                 for future in stream.in_flight():
-                    _wait_quietly(future)
+                    wait_quietly(future)
         if self._private is not None:
             self._private.shutdown(wait=wait)
 
@@ -418,7 +425,7 @@ class AutoExecutor(Executor):
                     decision = replace(decision, reason="switched mid-run: " + decision.reason)
                     self._record(
                         "map",
-                        _name(fn),
+                        callable_name(fn),
                         decision,
                         stats=observed,
                         profile=profile,
@@ -468,11 +475,6 @@ def _serial_decision(reason: str) -> Decision:
     return Decision("serial", 1, 1, 1.0, 0.0, reason)
 
 
-def _wait_quietly(future: Future[Any]) -> None:
-    with contextlib.suppress(BaseException):  # cancelled: nothing to wait for
-        future.exception()
-
-
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
     """``min(len(...))`` if every input has a length, else ``None`` (generators)."""
     lengths = []
@@ -482,10 +484,6 @@ def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
         except TypeError:
             return None
     return min(lengths)
-
-
-def _name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__
 
 
 def _check_constructor_args(

@@ -17,6 +17,7 @@ from typing import Any
 import cloudpickle
 
 from ._config import Settings
+from ._decision import callable_name
 
 Clock = Callable[[], float]
 Serializer = Callable[[Any], bytes]
@@ -269,7 +270,7 @@ def pickling_problem(
     try:
         serialize(fn)
     except Exception as exc:
-        return f"the function {_name(fn)} cannot be pickled: {exc!r}"
+        return f"the function {callable_name(fn)} cannot be pickled: {exc!r}"
     for value in (*args, *(kwargs or {}).values()):
         try:
             serialize(value)
@@ -281,7 +282,3 @@ def pickling_problem(
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__

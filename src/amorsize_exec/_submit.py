@@ -15,19 +15,18 @@ CPython gh-109934, gh-87893, and such waits hang).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _cost_model
-from ._backends import PoolLease
-from ._decision import Decision
+from ._backends import PoolLease, wait_quietly
+from ._decision import Decision, callable_name
 from ._sampler import pickling_problem
 
 if TYPE_CHECKING:
@@ -113,7 +112,8 @@ class SubmitRouter:
             if self._owner.strict:
                 raise TypeError(problem)
             self._owner.record_submit_decision(
-                _name(fn), Decision("serial", 1, 1, 1.0, 0.0, f"cannot use a pool: {problem}")
+                callable_name(fn),
+                Decision("serial", 1, 1, 1.0, 0.0, f"cannot use a pool: {problem}"),
             )
         return self._in_process(proxy or Future(), profile, fn, args, kwargs)
 
@@ -189,7 +189,7 @@ class SubmitRouter:
             )
         if lane != profile.lane:
             profile.lane = lane
-            owner.record_submit_decision(_name(fn), _submit_decision(lane, task_s, workers))
+            owner.record_submit_decision(callable_name(fn), _submit_decision(lane, task_s, workers))
         return lane
 
     def _to_pool(
@@ -324,8 +324,7 @@ class SubmitRouter:
         self._thread.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             for future in pool_futures:
-                with contextlib.suppress(CancelledError):
-                    future.exception()
+                wait_quietly(future)
         with self._lock:
             lease, self._lease = self._lease, None
         if lease is not None:
@@ -362,7 +361,3 @@ def _submit_decision(lane: SubmitLane, task_s: float, workers: int) -> Decision:
     if lane == "serial":
         return Decision("serial", 1, 1, 1.0, 0.0, f"calls take {took}: cheaper in-process")
     return Decision("process", workers, 1, 1.0, 0.0, f"calls take {took}: worth a worker")
-
-
-def _name(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__name__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ._chunks import ChunkedMap
+from ._chunks import ChunkedMap, wait_quietly
 from ._loky import (
     PoolLease,
     PoolSpec,
@@ -39,4 +39,5 @@ __all__ = [
     "WorkerPools",
     "default_pools",
     "reset_default_pools",
+    "wait_quietly",
 ]

@@ -7,6 +7,7 @@ consumed, at most ``window`` chunks are in flight, and results come back in inpu
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -103,6 +104,12 @@ class ChunkedMap:
         finally:
             self.cancel()
             self._close()
+
+
+def wait_quietly(future: Future[Any]) -> None:
+    """Wait until ``future`` is done, whatever its outcome (cancelled included)."""
+    with contextlib.suppress(BaseException):
+        future.exception()
 
 
 def _cancel_and_release(pending: deque[Future[ChunkResult]], on_close: Callable[[], None]) -> None:
