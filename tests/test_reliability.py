@@ -64,9 +64,10 @@ def test_unpicklable_exception_becomes_a_clear_error() -> None:
 def test_unpicklable_arguments_run_serially_and_say_why(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    locks = [threading.Lock() for _ in range(50)]
-    with caplog.at_level(logging.INFO, logger="amorsize_exec"), AutoExecutor() as ex:
-        assert list(ex.map(identity, locks)) == locks
+    locks = [threading.Lock() for _ in range(40)]  # 5 ms each: a pool would pay, but for this
+    ex = AutoExecutor(probe=FakeProbe(make_profile(pool_start_s=0.01)))
+    with caplog.at_level(logging.INFO, logger="amorsize_exec"), ex:
+        assert list(ex.map(spin_then_return, locks, [0.005] * 40)) == locks
     record = ex.last_decision
     assert record is not None
     assert record.lane == "serial"
@@ -79,10 +80,10 @@ def test_unpicklable_function_runs_serially() -> None:
 
     def uses_lock(x: int) -> int:
         with lock:
-            return x + 1
+            return spin_then_return(x + 1, 0.005)  # type: ignore[return-value]
 
-    with AutoExecutor() as ex:
-        assert list(ex.map(uses_lock, range(100))) == list(range(1, 101))
+    with AutoExecutor(probe=FakeProbe(make_profile(pool_start_s=0.01))) as ex:
+        assert list(ex.map(uses_lock, range(40))) == list(range(1, 41))
     assert ex.last_decision is not None
     assert "the function" in ex.last_decision.decision.reason
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,8 +24,9 @@ def timed(clock: FakeClock, seconds_of: dict[int, float] | float):  # type: igno
     return fn
 
 
-def args(n: int):  # type: ignore[no-untyped-def]
-    return iter([(i,) for i in range(n)])
+def args(n: int) -> list[Iterator[int]]:
+    """One input of ``n`` ints, as ``map(fn, range(n))`` passes it."""
+    return [iter(range(n))]
 
 
 def make_sampler(clock: FakeClock, settings: Settings = SETTINGS) -> Sampler:
@@ -135,36 +137,112 @@ def test_pickled_sizes_are_measured_per_item() -> None:
     sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=ten_bytes_each)
     sample = sampler.run(timed(clock, 0.002), args(3))
     assert sample.stats is not None
-    assert sample.stats.arg_bytes == pytest.approx(10)
-    assert sample.stats.result_bytes == pytest.approx(10)
-    assert sample.stats.picklable
+    stats = sampler.measure_pickling(sample, sample.stats)
+    assert stats.pickling_measured
+    assert stats.arg_bytes == pytest.approx(10)
+    assert stats.result_bytes == pytest.approx(10)
+    assert stats.picklable
 
 
 def test_unpicklable_argument_is_named() -> None:
     lock = threading.Lock()
-    sample = Sampler(SETTINGS).run(lambda x: 1, iter([(lock,)]))
+    sampler = Sampler(SETTINGS)
+    sample = sampler.run(lambda x: 1, [iter([lock])])
     assert sample.stats is not None
-    assert not sample.stats.picklable
-    assert "an argument cannot be pickled" in (sample.stats.unpicklable_reason or "")
-    assert "lock" in (sample.stats.unpicklable_reason or "")
+    stats = sampler.measure_pickling(sample, sample.stats)
+    assert not stats.picklable
+    assert "an argument cannot be pickled" in (stats.unpicklable_reason or "")
+    assert "lock" in (stats.unpicklable_reason or "")
 
 
 def test_unpicklable_result_is_named() -> None:
-    sample = Sampler(SETTINGS).run(lambda x: threading.Lock(), iter([(1,)]))
+    sampler = Sampler(SETTINGS)
+    sample = sampler.run(lambda x: threading.Lock(), [iter([1])])
     assert sample.stats is not None
-    assert "a result cannot be pickled" in (sample.stats.unpicklable_reason or "")
+    stats = sampler.measure_pickling(sample, sample.stats)
+    assert "a result cannot be pickled" in (stats.unpicklable_reason or "")
 
 
-def test_overhead_is_part_of_elapsed_not_of_compute() -> None:
+def test_unpicklable_function_is_named() -> None:
+    lock = threading.Lock()
+
+    def holds_a_lock(x: int) -> int:
+        with lock:
+            return x
+
+    sampler = Sampler(SETTINGS)
+    sample = sampler.run(holds_a_lock, args(3))
+    assert sample.stats is not None
+    stats = sampler.measure_pickling(sample, sample.stats)
+    assert "the function" in (stats.unpicklable_reason or "")
+    assert "holds_a_lock" in (stats.unpicklable_reason or "")
+
+
+def test_run_never_pickles_so_cheap_functions_pay_nothing_for_it() -> None:
     clock = FakeClock()
+    pickled: list[object] = []
 
-    def slow_pickle(value: object) -> bytes:
-        clock.advance(0.010)
+    def record(value: object) -> bytes:
+        pickled.append(value)
         return b"x"
 
-    sample = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=slow_pickle).run(
-        timed(clock, 0.002), args(3)
-    )
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=record)
+    sample = sampler.run(timed(clock, 0.002), args(3))
+    assert pickled == []
     assert sample.stats is not None
-    assert sample.stats.compute_s == pytest.approx(0.002)
-    assert sample.stats.elapsed_s > sample.stats.work_s
+    assert not sample.stats.pickling_measured
+    assert sample.stats.elapsed_s == pytest.approx(sample.stats.work_s)
+    sampler.measure_pickling(sample, sample.stats)
+    assert len(pickled) == 3  # the function, one batch of arguments, one of results
+
+
+def test_several_inputs_stop_at_the_shortest_and_batches_lose_nothing() -> None:
+    clock = FakeClock()
+
+    def add(x: int, y: int) -> int:
+        clock.advance(1e-6)
+        return x + y
+
+    sample = make_sampler(clock).run(add, [iter(range(5000)), iter(range(0, 10_000, 2))])
+    assert sample.exhausted
+    assert sample.results == [x + 2 * x for x in range(5000)]
+
+
+def test_batches_read_exactly_what_they_run() -> None:
+    clock = FakeClock()
+    source = iter(range(100_000))
+    sample = make_sampler(clock).run(timed(clock, 1e-6), [source])
+    # the next item of the input is the first one not sampled
+    assert next(source) == len(sample.results)
+
+
+def test_pickling_is_measured_on_batched_items_too() -> None:
+    clock = FakeClock()
+    pickled: list[object] = []
+
+    def record(value: object) -> bytes:
+        pickled.append(value)
+        return b"x"
+
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=record)
+    sample = sampler.run(timed(clock, 1e-6), args(1000))
+    assert sample.stats is not None
+    sampler.measure_pickling(sample, sample.stats)
+    batches = [v for v in pickled if isinstance(v, list)]
+    assert batches[0] == [(i,) for i in range(SETTINGS.sample_serialized_items)]
+    assert batches[1] == [i * 10 for i in range(SETTINGS.sample_serialized_items)]
+
+
+def test_replay_raises_at_the_position_of_the_error() -> None:
+    clock = FakeClock()
+
+    def fn(x: int) -> int:
+        clock.advance(1e-6)
+        if x == 700:
+            raise ValueError(x)
+        return x
+
+    replay = make_sampler(clock).run(fn, args(1000)).replay()
+    assert [next(replay) for _ in range(700)] == list(range(700))
+    with pytest.raises(ValueError, match="700"):
+        next(replay)

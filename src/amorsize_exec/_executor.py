@@ -110,6 +110,7 @@ class AutoExecutor(Executor):
         self._lock = threading.Lock()
         self._shutdown = False
         self._streams: weakref.WeakSet[ChunkedMap] = weakref.WeakSet()
+        self._sampler = Sampler(self._settings)
         self._router = SubmitRouter(self)
         self._last_decision: DecisionRecord | None = None
 
@@ -164,11 +165,13 @@ class AutoExecutor(Executor):
             )
         if self._strict and (problem := pickling_problem(fn)) is not None:
             raise TypeError(problem)
-        args = zip(*iterators, strict=False)
-        sample = Sampler(self._settings).run(fn, args, limit=total)
+        sample = self._sampler.run(fn, iterators, limit=total)
+        args = zip(*iterators, strict=False)  # what the sample left
         stats = sample.stats
-        if self._strict and stats is not None and not stats.picklable:
-            raise TypeError(stats.unpicklable_reason)
+        if self._strict and stats is not None:
+            stats = self._sampler.measure_pickling(sample, stats)
+            if not stats.picklable:
+                raise TypeError(stats.unpicklable_reason)
         remaining = None if total is None else total - len(sample.results)
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
@@ -176,7 +179,7 @@ class AutoExecutor(Executor):
             self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
             return sample.replay()
         horizon = remaining if remaining is not None else len(sample.results)
-        decision, profile = self._decide(stats, horizon, chunksize)
+        decision, profile, stats = self._decide(stats, horizon, chunksize, sample)
         self._record(
             "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
         )
@@ -270,15 +273,20 @@ class AutoExecutor(Executor):
     # --- the lanes ---------------------------------------------------------------------------
 
     def _decide(
-        self, stats: SampleStats, n: int, chunksize: int | None
-    ) -> tuple[Decision, MachineProfile]:
-        """Decide on priors; if a pool pays on priors, decide again on measured costs."""
+        self, stats: SampleStats, n: int, chunksize: int | None, sample: Sample
+    ) -> tuple[Decision, MachineProfile, SampleStats]:
+        """Decide as cheaply as the answer allows: on free pickling and prior pool costs first;
+        only if a pool wins even so, measure pickling, then the machine, deciding again each
+        time. Returns the decision, and the profile and stats it rests on."""
         profile = self._probe.profile()
         decision = self._decide_on(profile, stats, n, chunksize)
+        if decision.lane == "process" and not stats.pickling_measured:
+            stats = self._sampler.measure_pickling(sample, stats)
+            decision = self._decide_on(profile, stats, n, chunksize)
         if decision.lane == "process" and not profile.calibrated:
             profile = self._probe.calibrated_profile()
             decision = self._decide_on(profile, stats, n, chunksize)
-        return decision, profile
+        return decision, profile, stats
 
     def _decide_on(
         self, profile: MachineProfile, stats: SampleStats, n: int, chunksize: int | None
@@ -390,8 +398,7 @@ class AutoExecutor(Executor):
         s = self._settings
         yield sample.replay()
         stats = sample.stats
-        adapt = adapt and stats is not None and stats.picklable
-        done = stats.items if stats else 0
+        done = sampled = stats.items if stats else 0
         spent_s = stats.work_s if stats else 0.0
         next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
         per_item_s = stats.compute_s if stats else 0.0
@@ -409,25 +416,28 @@ class AutoExecutor(Executor):
             if first is _END:
                 return
             started = time.perf_counter()
-            yield run_batch(fn, itertools.chain((first,), itertools.islice(source, batch - 1)))
+            # The item read to see whether the input goes on, then the rest of the batch: two
+            # lazy maps rather than one over a chain, which would cost a layer per item.
+            yield run_batch(fn, (first,))
+            yield run_batch(fn, itertools.islice(source, batch - 1))
             spent_s += time.perf_counter() - started
             done += batch
             per_item_s = spent_s / done
-            if adapt and stats is not None and spent_s >= next_check_s:
+            if adapt and stats is not None and stats.picklable and spent_s >= next_check_s:
                 next_check_s = 2.0 * spent_s
-                left = None if remaining is None else remaining - (done - stats.items)
+                left = None if remaining is None else remaining - (done - sampled)
                 if left is not None and left <= 0:
                     continue
                 horizon = left if left is not None else _cost_model.horizon_for_unknown_length(done)
                 observed = replace(stats, compute_s=per_item_s, items=done)
-                decision, profile = self._decide(observed, horizon, chunksize)
+                decision, profile, stats = self._decide(observed, horizon, chunksize, sample)
                 if decision.lane == "process":
                     decision = replace(decision, reason="switched mid-run: " + decision.reason)
                     self._record(
                         "map",
                         callable_name(fn),
                         decision,
-                        stats=observed,
+                        stats=stats,
                         profile=profile,
                         total=None,
                         remaining=left,
@@ -461,7 +471,8 @@ class AutoExecutor(Executor):
             sample_overhead_s=overhead,
         )
         self._last_decision = record
-        logger.info("%s", record.summary())
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s", record.summary())
 
 
 def _batch_size(seconds: float, per_item_s: float, most: int) -> int:

@@ -8,10 +8,10 @@ a plain call.
 from __future__ import annotations
 
 import itertools
-import statistics
+import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cloudpickle
@@ -20,6 +20,7 @@ from ._config import Settings
 from ._decision import callable_name
 
 Clock = Callable[[], float]
+_END = object()
 Serializer = Callable[[Any], bytes]
 
 
@@ -40,6 +41,8 @@ class SampleStats:
             worker pays it again).
         callable_bytes: pickled size of the function (sent with every chunk).
         callable_serialize_s: time to pickle the function once.
+        pickling_measured: ``True`` once the fields about pickling were measured (only done
+            when a pool could win: see ``Sampler.measure_pickling``).
         picklable: ``False`` if the function, an argument or a result could not be pickled.
         unpicklable_reason: what could not be pickled, and why.
         elapsed_s: wall time of the whole sample, measurement included.
@@ -55,6 +58,7 @@ class SampleStats:
     serialize_s: float = 0.0
     callable_bytes: int = 0
     callable_serialize_s: float = 0.0
+    pickling_measured: bool = False
     picklable: bool = True
     unpicklable_reason: str | None = None
     elapsed_s: float = 0.0
@@ -77,12 +81,25 @@ class Sample:
     error: BaseException | None = None
     stats: SampleStats | None = None
     exhausted: bool = False
+    #: The function and the first arguments and results, kept to measure pickling later.
+    fn: Callable[..., Any] | None = None
+    kept_args: list[tuple[Any, ...]] = field(default_factory=list)
+    kept_results: list[Any] = field(default_factory=list)
 
     def replay(self) -> Iterator[Any]:
-        """The sampled results in order, then the sampled exception if there was one."""
-        yield from self.results
-        if self.error is not None:
-            raise self.error
+        """The sampled results in order, then the sampled exception if there was one.
+
+        Chained in C: replaying 10,000 results through a generator cost more than computing
+        ``x*2`` for them.
+        """
+        if self.error is None:
+            return iter(self.results)
+        return itertools.chain(self.results, _raising(self.error))
+
+
+def _raising(error: BaseException) -> Iterator[Any]:
+    raise error
+    yield  # a generator: raises when the consumer reaches it
 
 
 @dataclass
@@ -92,17 +109,15 @@ class _Measurements:
     batch_items: int = 0  # items timed in batches (no per-item spread)
     batch_wall: float = 0.0
     batch_cpu: float = 0.0
-    kept_args: list[tuple[Any, ...]] = field(default_factory=list)  # for pickling, at the end
-    kept_results: list[Any] = field(default_factory=list)
-    arg_bytes: list[float] = field(default_factory=list)
-    result_bytes: list[float] = field(default_factory=list)
-    serialize_s: list[float] = field(default_factory=list)
-    unpicklable: str | None = None
 
 
 class Sampler:
     """Runs items until enough evidence: ``sample_min_items`` and ``sample_min_s`` of work, or
-    ``sample_budget_s`` of wall time, whichever comes first (or ``limit`` items)."""
+    ``sample_budget_s`` of wall time, whichever comes first (or ``limit`` items).
+
+    Pickling is measured apart, by ``measure_pickling``, and only when a pool could win: for a
+    cheap function the three pickle calls would cost more than its whole input.
+    """
 
     def __init__(
         self,
@@ -118,26 +133,28 @@ class Sampler:
         self._serialize = serializer
 
     def run(
-        self, fn: Callable[..., Any], args: Iterator[tuple[Any, ...]], limit: int | None = None
+        self, fn: Callable[..., Any], iterators: list[Iterator[Any]], limit: int | None = None
     ) -> Sample:
-        """Sample ``fn`` over ``args`` (consumed only as far as sampled)."""
+        """Sample ``fn`` over ``zip(*iterators)``, reading the input only as far as sampled."""
         s = self._settings
-        sample = Sample()
+        sample = Sample(fn=fn)
         m = _Measurements()
-        callable_bytes, callable_serialize_s = self._measure_callable(fn, m)
+        single = len(iterators) == 1
+        # One input: map over it directly, as the plain loop does (no tuple per item).
+        source: Iterator[Any] = iterators[0] if single else zip(*iterators, strict=False)
         started = self._clock()
         batch = 1
         while limit is None or len(sample.results) < limit:
             want = batch if limit is None else min(batch, limit - len(sample.results))
-            chunk = list(itertools.islice(args, want))
-            if not chunk:
-                sample.exhausted = True
-                break
             if batch == 1:
-                self._run_one(fn, chunk[0], sample, m)
-            else:
-                self._run_batch(fn, chunk, sample, m)
-            if sample.error is not None:
+                item: Any = next(source, _END)
+                if item is _END:
+                    sample.exhausted = True
+                    break
+                self._run_one(fn, (item,) if single else item, sample, m)
+            elif self._run_batch(fn, source, want, single=single, sample=sample, m=m) < want:
+                sample.exhausted = sample.error is None  # fewer than asked: the input ended
+            if sample.error is not None or sample.exhausted:
                 break
             elapsed = self._clock() - started
             measured = sum(m.wall) + m.batch_wall
@@ -148,19 +165,8 @@ class Sampler:
                 break
             if count >= s.sample_min_items and measured / count < s.batch_timing_below_s:
                 batch *= 2  # tiny items: time batches, the clock would cost more than the item
-        self._measure_serialization(m)
-        elapsed = self._clock() - started
-        sample.stats = self._stats(m, callable_bytes, callable_serialize_s, elapsed)
+        sample.stats = _stats(m, self._clock() - started)
         return sample
-
-    def _measure_callable(self, fn: Callable[..., Any], m: _Measurements) -> tuple[int, float]:
-        started = self._clock()
-        try:
-            size = len(self._serialize(fn))
-        except Exception:
-            m.unpicklable = pickling_problem(fn, serialize=self._serialize)
-            return 0, 0.0
-        return size, self._clock() - started
 
     def _run_one(
         self, fn: Callable[..., Any], args: tuple[Any, ...], sample: Sample, m: _Measurements
@@ -174,50 +180,79 @@ class Sampler:
         m.wall.append(self._clock() - wall0)
         m.cpu.append(self._cpu_clock() - cpu0)
         sample.results.append(result)
-        if len(m.kept_args) < self._settings.sample_serialized_items:
-            m.kept_args.append(args)
-            m.kept_results.append(result)
+        if len(sample.kept_args) < self._settings.sample_serialized_items:
+            sample.kept_args.append(args)
+            sample.kept_results.append(result)
 
     def _run_batch(
-        self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]], sample: Sample, m: _Measurements
-    ) -> None:
+        self,
+        fn: Callable[..., Any],
+        source: Iterator[Any],
+        want: int,
+        *,
+        single: bool,
+        sample: Sample,
+        m: _Measurements,
+    ) -> int:
+        """Run up to ``want`` items timed as one; returns how many ran."""
         results = sample.results
         before = len(results)
+        # Materialise only the arguments still wanted for measuring pickling.
+        wanted_for_pickling = self._settings.sample_serialized_items - len(sample.kept_args)
+        head = list(itertools.islice(source, max(0, min(want, wanted_for_pickling))))
+        rest = itertools.islice(source, want - len(head))
+        todo = itertools.chain(head, rest) if head else rest  # one layer less per item
         wall0, cpu0 = self._clock(), self._cpu_clock()
         try:
             # extend() keeps what it appended before an exception: positions stay exact.
-            results.extend(itertools.starmap(fn, chunk))
+            results.extend(map(fn, todo) if single else itertools.starmap(fn, todo))
         except Exception as exc:
             sample.error = exc
-        done = len(results) - before
         m.batch_wall += self._clock() - wall0
         m.batch_cpu += self._cpu_clock() - cpu0
+        done = len(results) - before
         m.batch_items += done
-        keep = min(done, self._settings.sample_serialized_items - len(m.kept_args))
-        if keep > 0:
-            m.kept_args.extend(chunk[:keep])
-            m.kept_results.extend(results[len(results) - done : len(results) - done + keep])
+        kept = min(done, len(head))
+        sample.kept_args.extend([(a,) for a in head[:kept]] if single else head[:kept])
+        sample.kept_results.extend(results[before : before + kept])
+        return done
 
-    def _measure_serialization(self, m: _Measurements) -> None:
-        """Pickle the kept arguments and results as one batch each, as a chunk travels.
+    def measure_pickling(self, sample: Sample, stats: SampleStats) -> SampleStats:
+        """``stats`` with the pickling figures of ``sample`` filled in (or why it cannot pickle).
 
-        Timing one pickle call per item would charge every item the pickler's fixed set-up
+        The kept arguments and results are pickled as one batch each, as a chunk travels:
+        timing one pickle call per item would charge every item the pickler's fixed set-up
         cost (about 10 us for cloudpickle), which a chunk pays once.
         """
-        if m.unpicklable is not None or not m.kept_args:
-            return
-        for what, values, sizes in (
-            ("an argument", m.kept_args, m.arg_bytes),
-            ("a result", m.kept_results, m.result_bytes),
+        if stats.pickling_measured:
+            return stats
+        if sample.fn is not None:
+            started = self._clock()
+            try:
+                callable_bytes = len(self._serialize(sample.fn))
+            except Exception:
+                problem = pickling_problem(sample.fn, serialize=self._serialize)
+                return _unpicklable(stats, problem)
+            stats = replace(
+                stats,
+                callable_bytes=callable_bytes,
+                callable_serialize_s=self._clock() - started,
+            )
+        figures: dict[str, float] = {"serialize_s": 0.0}
+        for what, values, size_field in (
+            ("an argument", sample.kept_args, "arg_bytes"),
+            ("a result", sample.kept_results, "result_bytes"),
         ):
+            if not values:
+                continue
             started = self._clock()
             try:
                 size = len(self._serialize(values))
             except Exception:
-                m.unpicklable = f"{what} cannot be pickled: {self._culprit(values)}"
-                return
-            m.serialize_s.append((self._clock() - started) / len(values))
-            sizes.append(size / len(values))
+                return _unpicklable(stats, f"{what} cannot be pickled: {self._culprit(values)}")
+            figures["serialize_s"] += (self._clock() - started) / len(values)
+            figures[size_field] = size / len(values)
+        return replace(stats, pickling_measured=True, **figures)  # type: ignore[arg-type]
 
     def _culprit(self, values: list[Any]) -> str:
         for value in values:
@@ -227,37 +262,34 @@ class Sampler:
                 return f"{_describe(value)}: {exc!r}"
         return "unknown"
 
-    @staticmethod
-    def _stats(
-        m: _Measurements, callable_bytes: int, callable_serialize_s: float, elapsed_s: float
-    ) -> SampleStats | None:
-        count = len(m.wall) + m.batch_items
-        if count == 0:
-            return None
-        # The first call often pays one-time costs (imports, caches): leave it out once there
-        # are enough single-item timings to do without it.
-        wall = m.wall[1:] if len(m.wall) >= 3 else m.wall
-        cpu = m.cpu[1:] if len(m.cpu) >= 3 else m.cpu
-        n = len(wall) + m.batch_items
-        compute_s = (sum(wall) + m.batch_wall) / n
-        cpu_s = (sum(cpu) + m.batch_cpu) / n
-        mean_wall = statistics.fmean(wall) if wall else 0.0
-        cv = statistics.pstdev(wall) / mean_wall if len(wall) >= 2 and mean_wall > 0 else 0.0
-        return SampleStats(
-            items=count,
-            compute_s=compute_s,
-            cpu_s=cpu_s,
-            cv=cv,
-            max_s=max(m.wall, default=compute_s),
-            arg_bytes=sum(m.arg_bytes),
-            result_bytes=sum(m.result_bytes),
-            serialize_s=sum(m.serialize_s),
-            callable_bytes=callable_bytes,
-            callable_serialize_s=callable_serialize_s,
-            picklable=m.unpicklable is None,
-            unpicklable_reason=m.unpicklable,
-            elapsed_s=elapsed_s,
-        )
+
+def _unpicklable(stats: SampleStats, problem: str | None) -> SampleStats:
+    return replace(
+        stats, pickling_measured=True, picklable=False, unpicklable_reason=problem or "unknown"
+    )
+
+
+def _stats(m: _Measurements, elapsed_s: float) -> SampleStats | None:
+    count = len(m.wall) + m.batch_items
+    if count == 0:
+        return None
+    # The first call often pays one-time costs (imports, caches): leave it out once there
+    # are enough single-item timings to do without it.
+    wall = m.wall[1:] if len(m.wall) >= 3 else m.wall
+    cpu = m.cpu[1:] if len(m.cpu) >= 3 else m.cpu
+    n = len(wall) + m.batch_items
+    mean_wall = sum(wall) / len(wall) if wall else 0.0
+    spread = 0.0
+    if len(wall) >= 2 and mean_wall > 0:  # floats, not statistics.pstdev's exact fractions
+        spread = math.sqrt(sum((w - mean_wall) ** 2 for w in wall) / len(wall)) / mean_wall
+    return SampleStats(
+        items=count,
+        compute_s=(sum(wall) + m.batch_wall) / n,
+        cpu_s=(sum(cpu) + m.batch_cpu) / n,
+        cv=spread,
+        max_s=max(m.wall, default=m.batch_wall / max(1, m.batch_items)),
+        elapsed_s=elapsed_s,
+    )
 
 
 def pickling_problem(
