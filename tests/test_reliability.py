@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -352,3 +353,21 @@ def test_same_values_and_exception_positions_as_builtin_map(
     with AutoExecutor(lane=lane) as ex:  # type: ignore[arg-type]
         got = outcomes(ex.map(fail_on_multiples, xs, itertools.repeat(k), chunksize=chunksize))
     assert got == expected
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_buffersize_bounds_how_far_the_input_is_read_ahead() -> None:
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in itertools.count():
+            pulled.append(i)
+            yield i
+
+    with AutoExecutor(lane="process") as ex:
+        results = ex.map(abs, source(), chunksize=2, buffersize=4)
+        assert len(pulled) == 4  # two chunks of two: work has started, no more read
+        assert [next(results) for _ in range(10)] == list(range(10))
+        assert len(pulled) <= 10 + 4
+        results.close()  # type: ignore[attr-defined]
