@@ -144,6 +144,12 @@ class MapSuite:
         with pytest.raises(concurrent.futures.TimeoutError):
             list(results)
 
+    @pytest.mark.timeout(30)
+    def test_negative_timeout_raises_timeout_error(self) -> None:
+        ex = self.executor()
+        with pytest.raises(concurrent.futures.TimeoutError):
+            list(ex.map(sleep_then_return, range(3), [0.2] * 3, timeout=-1))
+
     def test_generous_timeout_is_not_hit(self) -> None:
         ex = self.executor()
         assert list(ex.map(double, range(30), timeout=30)) == [x * 2 for x in range(30)]

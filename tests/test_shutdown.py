@@ -264,3 +264,13 @@ def test_shutdown_without_wait_lets_submitted_work_finish(
     futures = [ex.submit(sleep_then_return, x, 0.2) for x in range(6)]
     ex.shutdown(wait=False)
     assert [f.result(timeout=30) for f in futures] == list(range(6))
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_map_inside_submitted_work_runs_serially_in_the_worker(fake_probe: FakeProbe) -> None:
+    with AutoExecutor(lane="process", probe=fake_probe) as ex:
+        results, lane, reason, pid = ex.submit(nested_map, 6).result(timeout=30)
+    assert results == [x * 2 for x in range(6)]
+    assert (lane, pid != os.getpid()) == ("serial", True)
+    assert "nested" in reason
