@@ -33,6 +33,16 @@ def make_sampler(clock: FakeClock, settings: Settings = SETTINGS) -> Sampler:
     return Sampler(settings, clock=clock, cpu_clock=clock)
 
 
+def recording_sampler(clock: FakeClock, pickled: list[object]) -> Sampler:
+    """A sampler whose serializer notes what it was asked to pickle."""
+
+    def record(value: object) -> bytes:
+        pickled.append(value)
+        return b"x"
+
+    return Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=record)
+
+
 def test_stops_after_min_items_and_min_seconds() -> None:
     clock = FakeClock()
     sample = make_sampler(clock).run(timed(clock, 0.002), args(100))
@@ -181,12 +191,7 @@ def test_unpicklable_function_is_named() -> None:
 def test_run_never_pickles_so_cheap_functions_pay_nothing_for_it() -> None:
     clock = FakeClock()
     pickled: list[object] = []
-
-    def record(value: object) -> bytes:
-        pickled.append(value)
-        return b"x"
-
-    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=record)
+    sampler = recording_sampler(clock, pickled)
     sample = sampler.run(timed(clock, 0.002), args(3))
     assert pickled == []
     assert sample.stats is not None
@@ -219,12 +224,7 @@ def test_batches_read_exactly_what_they_run() -> None:
 def test_pickling_is_measured_on_batched_items_too() -> None:
     clock = FakeClock()
     pickled: list[object] = []
-
-    def record(value: object) -> bytes:
-        pickled.append(value)
-        return b"x"
-
-    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=clock, serializer=record)
+    sampler = recording_sampler(clock, pickled)
     sample = sampler.run(timed(clock, 1e-6), args(1000))
     assert sample.stats is not None
     sampler.measure_pickling(sample, sample.stats)
