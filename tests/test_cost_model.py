@@ -252,3 +252,25 @@ def test_tiny_inputs_are_serial(s, p, n) -> None:  # type: ignore[no-untyped-def
 @given(s=sample_stats(), p=profiles(), n=items)
 def test_decide_is_deterministic(s, p, n) -> None:  # type: ignore[no-untyped-def]
     assert decide(s, p, SETTINGS, n) == decide(s, p, SETTINGS, n)
+
+
+def test_items_already_using_every_core_stay_serial() -> None:
+    # numpy's BLAS kept both cores busy for each item in the sample (CPU time 2x wall time):
+    # two workers with one core each would take twice as long per item.
+    two_threads = stats(0.0013, cpu_s=0.0026)
+    assert decide(two_threads, TWO_CORES, SETTINGS, n_remaining=196, warm_workers=2).lane == (
+        "serial"
+    )
+    one_thread = stats(0.0013, cpu_s=0.0013)
+    assert decide(one_thread, TWO_CORES, SETTINGS, n_remaining=196, warm_workers=2).lane == (
+        "process"
+    )
+
+
+def test_multithreaded_items_still_gain_on_a_machine_with_cores_to_spare() -> None:
+    # 2 threads per item on 8 cores: a pool still gains, up to 8 / 2 = 4x.
+    d = decide(stats(0.05, cpu_s=0.1), make_profile(usable_cpus=8), SETTINGS, 1000)
+    assert d.lane == "process"
+    assert d.workers >= 4
+    # 8 cores / 2 per item: no worker count can beat 4x (beyond 4 workers, items get 1 core)
+    assert 3.5 < d.predicted_speedup <= 4.0

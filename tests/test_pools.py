@@ -12,6 +12,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+import loky
 import psutil
 import pytest
 
@@ -155,6 +156,7 @@ def test_least_recently_used_idle_pool_is_stopped(pools: WorkerPools) -> None:
 _EXIT_SCRIPT = """
 import json, sys
 sys.path.insert(0, {tests!r})
+import loky
 import psutil
 from _workloads import note_pid, pid_after_spin, sleep_then_return
 from amorsize_exec import AutoExecutor
@@ -216,3 +218,16 @@ def test_a_pool_whose_idle_worker_was_killed_is_replaced(
         assert ex.submit(worker_pid).result(timeout=30) != os.getpid()
     assert [x for x, _ in after] == list(range(20))
     assert victim.pid not in {pid for _, pid in after}
+
+
+def _blas_threads() -> tuple[str | None, str | None]:
+    return os.environ.get("OMP_NUM_THREADS"), os.environ.get("OPENBLAS_NUM_THREADS")
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_workers_get_their_share_of_blas_threads(fake_probe: FakeProbe) -> None:
+    with AutoExecutor(lane="process", probe=fake_probe) as ex:
+        limits = ex.submit(_blas_threads).result(timeout=30)
+    share = str(max(1, loky.cpu_count() // 2))
+    assert limits == (share, share)

@@ -64,9 +64,23 @@ def predict_parallel_s(
     per_item_bytes = stats.arg_bytes + stats.result_bytes
     parent_s = n * (stats.serialize_s + per_item_bytes * profile.ipc_s_per_byte)
     per_chunk_s = profile.chunk_roundtrip_s + stats.callable_serialize_s
-    workers_s = (n * (stats.compute_s + stats.serialize_s) + chunks * per_chunk_s) / workers
-    tail_s = chunksize * stats.compute_s * (1.0 + stats.cv) / 2.0
+    item_s = worker_item_s(stats, profile, workers)
+    workers_s = (n * (item_s + stats.serialize_s) + chunks * per_chunk_s) / workers
+    tail_s = chunksize * item_s * (1.0 + stats.cv) / 2.0
     return spawn_s + parent_s + workers_s + tail_s
+
+
+def worker_item_s(stats: SampleStats, profile: MachineProfile, workers: int) -> float:
+    """An item's time in a worker: longer than sampled if it ran on several cores in-process.
+
+    An item that kept ``k`` cores busy (``cpu_s / compute_s``, e.g. BLAS threads) gets only
+    ``usable_cpus / workers`` of them in a worker (pools cap BLAS threads to that share).
+    """
+    if stats.compute_s <= 0:
+        return stats.compute_s
+    cores = min(max(1.0, stats.cpu_s / stats.compute_s), float(profile.usable_cpus))
+    share = max(1.0, profile.usable_cpus / workers)
+    return stats.compute_s * cores / min(cores, share)
 
 
 def horizon_for_unknown_length(items_done: int) -> int:

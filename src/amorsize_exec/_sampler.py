@@ -31,7 +31,9 @@ class SampleStats:
     Attributes:
         items: items measured.
         compute_s: wall seconds per item.
-        cpu_s: CPU seconds per item of the calling thread (``cpu_s << compute_s``: waiting).
+        cpu_s: CPU seconds per item of the whole process, all threads: far below
+            ``compute_s`` the item mostly waits; above it, the item already runs on several
+            cores (BLAS threads), and a pool gains less.
         cv: coefficient of variation of per-item wall time (0 if not measurable).
         max_s: slowest single item measured.
         arg_bytes: pickled size of one item's arguments.
@@ -124,7 +126,7 @@ class Sampler:
         settings: Settings,
         *,
         clock: Clock = time.perf_counter,
-        cpu_clock: Clock = time.thread_time,
+        cpu_clock: Clock = time.process_time,
         serializer: Serializer = cloudpickle.dumps,
     ) -> None:
         self._settings = settings
