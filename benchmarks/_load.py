@@ -16,6 +16,9 @@ from collections.abc import Callable
 
 #: Foreign load (cores, averaged over the measurement) above which a timing is taken again.
 RETRY_ABOVE_CORES = 0.25
+#: Foreign load (cores) of the previous timing below which the next one starts without first
+#: checking for quiet (the check costs a 0.1 s window).
+QUIET = 0.1
 #: Retries of one timing at most (the last one is kept, with its load).
 MAX_RETRIES = 2
 

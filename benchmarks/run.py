@@ -158,16 +158,22 @@ def _child_warm(args: argparse.Namespace) -> int:
     meter = _load.Meter(_load.live_tree_cpu_s)
     retries = 0
     waited = 0.0
+    last_load: float | None = None
+    warmed: set[object] = set()
     try:
         for rnd in range(repeats + 1):  # round 0 warms every executor up and is not timed
             if rnd == 2:
                 capped = C.hopeless({n: t[0] for n, t in times.items() if t})
             order = sessions[rnd % len(sessions) :] + sessions[: rnd % len(sessions)]
             for session in order:
-                if session.spec.name in capped or (rnd == 0 and session.spec.kind == "serial"):
-                    continue  # serial needs no warm-up: the reference run above was one
+                if session.spec.name in capped:
+                    continue
+                if rnd == 0 and (session.spec.kind == "serial" or session.pool_key in warmed):
+                    continue  # warm already: the reference run, or the same pool's warm-up
+                if rnd == 0 and session.pool_key is not None:
+                    warmed.add(session.pool_key)
                 for _attempt in range(_load.MAX_RETRIES + 1):
-                    if rnd > 0:
+                    if rnd > 0 and not (last_load is not None and last_load <= _load.QUIET):
                         wait = min(args.quiet_wait, args.quiet_budget - waited)
                         waited += _load.wait_for_quiet(_load.live_tree_cpu_s, wait)
                     meter.start()
@@ -176,6 +182,7 @@ def _child_warm(args: argparse.Namespace) -> int:
                     elapsed = time.perf_counter() - started
                     # /proc/stat counts 10 ms ticks: shorter calls cannot be judged
                     load = meter.stop() if elapsed >= 0.2 else None
+                    last_load = load
                     if rnd == 0 or load is None or load <= _load.RETRY_ABOVE_CORES:
                         break
                     retries += 1
@@ -377,6 +384,7 @@ def run_cold(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
     out: dict[str, Any] = {}
     retries = [0]
     waited = [0.0]
+    last_load: list[float | None] = [None]
     for wl in workloads:
         out[wl.name] = {s.name: _empty_entry(s) for s in _specs(wl, cores, args)}
     for rnd in range(args.repeats):
@@ -407,10 +415,12 @@ def run_cold(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
                     *_settings_argv(args),
                 ]
                 for _attempt in range(_load.MAX_RETRIES + 1):
-                    wait = min(args.quiet_wait, args.quiet_budget - _waited_total(args))
-                    waited[0] += (w := _load.wait_for_quiet(_load.self_cpu_s, wait))
-                    args.quiet_waited += w
+                    if not (last_load[0] is not None and last_load[0] <= _load.QUIET):
+                        wait = min(args.quiet_wait, args.quiet_budget - _waited_total(args))
+                        waited[0] += (w := _load.wait_for_quiet(_load.self_cpu_s, wait))
+                        args.quiet_waited += w
                     data, err, wall, load = _spawn_child(argv, COLD_TIMEOUT_S)
+                    last_load[0] = load
                     if data is None or load is None or load <= _load.RETRY_ABOVE_CORES:
                         break
                     retries[0] += 1

@@ -39,12 +39,14 @@ def _loop(iterations: int) -> int:
 
 
 def calibrate(target_ms: float = 50.0, rounds: int = 40) -> float:
-    """Measure spin-loop iterations per millisecond: median of ``rounds`` timings of about
-    ``target_ms`` each (2 s in all by default).
+    """Measure spin-loop iterations per millisecond: the 25th percentile of ``rounds`` timings of
+    about ``target_ms`` each (2 s in all by default).
 
-    The loop runs a while first (Python 3.11+ specialises bytecode on its first executions). The
-    window is long because on a shared host the loop's speed swings by up to 2x within a second;
-    the median over 2 s is stable to a few percent, a single short timing is not.
+    The loop runs a while first (Python 3.11+ specialises bytecode on its first executions). On
+    the shared 2-core host this suite was built on, the loop's speed swings between two levels
+    about 2x apart within seconds; a median lands on whichever level dominated the window (runs
+    then took 1.2x longer than nominal). The lower quartile tracks the slow level, so "1 ms" is
+    at most about 1 ms and the suite's run time stays bounded.
     """
     _loop(200_000)
     n = 10_000
@@ -61,7 +63,7 @@ def calibrate(target_ms: float = 50.0, rounds: int = 40) -> float:
         started = time.perf_counter()
         _loop(n)
         rates.append(n / ((time.perf_counter() - started) * 1e3))
-    return statistics.median(rates)
+    return statistics.quantiles(rates, n=4)[0]
 
 
 def iters_per_ms() -> float:
