@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 
@@ -246,3 +247,19 @@ def test_replay_raises_at_the_position_of_the_error() -> None:
     assert [next(replay) for _ in range(700)] == list(range(700))
     with pytest.raises(ValueError, match="700"):
         next(replay)
+
+
+def test_batches_are_timed_without_garbage_collection_and_it_comes_back() -> None:
+    clock = FakeClock()
+    seen: list[bool] = []
+
+    def fn(x: int) -> int:
+        clock.advance(1e-6)
+        seen.append(gc.isenabled())
+        return x
+
+    assert gc.isenabled()
+    make_sampler(clock).run(fn, args(1000))
+    assert gc.isenabled()
+    assert seen[:3] == [True, True, True]  # single items: not batched
+    assert not any(seen[3:])  # batched: no collector pause inside the timing

@@ -7,6 +7,7 @@ a plain call.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import time
@@ -204,14 +205,21 @@ class Sampler:
         head = list(itertools.islice(source, max(0, min(want, wanted_for_pickling))))
         rest = itertools.islice(source, want - len(head))
         todo = itertools.chain(head, rest) if head else rest  # one layer less per item
+        # As timeit does: a garbage-collector pass over the caller's fresh input (~20 ms for a
+        # 1M-item list) inside one batch made x-sized items look 100x dearer, and a pool win.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         wall0, cpu0 = self._clock(), self._cpu_clock()
         try:
             # extend() keeps what it appended before an exception: positions stay exact.
             results.extend(map(fn, todo) if single else itertools.starmap(fn, todo))
         except Exception as exc:
             sample.error = exc
-        m.batch_wall += self._clock() - wall0
-        m.batch_cpu += self._cpu_clock() - cpu0
+        finally:
+            m.batch_wall += self._clock() - wall0
+            m.batch_cpu += self._cpu_clock() - cpu0
+            if gc_was_enabled:
+                gc.enable()
         done = len(results) - before
         m.batch_items += done
         kept = min(done, len(head))
