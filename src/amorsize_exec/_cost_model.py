@@ -115,15 +115,15 @@ def decide(
         chunksize: the user's chunk size, respected if given.
     """
     if stats is None:
-        return _serial("nothing was measured (the input ended or the first item failed)")
+        return Decision.serial("nothing was measured (the input ended or the first item failed)")
     if not stats.picklable:
-        return _serial(f"cannot use a pool: {stats.unpicklable_reason}")
+        return Decision.serial(f"cannot use a pool: {stats.unpicklable_reason}")
     if n_remaining <= 0:
-        return _serial("the sample was the whole input")
+        return Decision.serial("the sample was the whole input")
     cap = min(profile.usable_cpus, max_workers or profile.usable_cpus, n_remaining)
     if cap < 2:
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
-        return _serial(f"no parallelism possible: {why}")
+        return Decision.serial(f"no parallelism possible: {why}")
 
     def plan(workers: int) -> tuple[float, int]:
         size = chunksize or choose_chunksize(
@@ -136,7 +136,7 @@ def decide(
     time_at_two, size_at_two = plan(2)
     speedup_at_two = serial_s / time_at_two
     if speedup_at_two < settings.min_speedup:
-        return _serial(
+        return Decision.serial(
             f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
             + _budget(stats, profile, n_remaining, size_at_two, warm_workers == 2),
             speedup_at_two=speedup_at_two,
@@ -174,17 +174,6 @@ def choose_submit_lane(
     if pool_warm or inprocess_spent_s >= profile.spawn_s(2):
         return "process"
     return "serial"
-
-
-def _serial(reason: str, speedup_at_two: float = 0.0) -> Decision:
-    return Decision(
-        lane="serial",
-        workers=1,
-        chunksize=1,
-        predicted_speedup=1.0,
-        speedup_at_two=speedup_at_two,
-        reason=reason,
-    )
 
 
 def _budget(stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, warm: bool) -> str:

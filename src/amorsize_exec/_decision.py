@@ -34,6 +34,11 @@ class Decision:
     speedup_at_two: float
     reason: str
 
+    @classmethod
+    def serial(cls, reason: str, speedup_at_two: float = 0.0) -> Decision:
+        """Run in-process, for ``reason``."""
+        return cls("serial", 1, 1, 1.0, speedup_at_two, reason)
+
 
 @dataclass(frozen=True)
 class DecisionRecord:

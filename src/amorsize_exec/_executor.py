@@ -168,7 +168,7 @@ class AutoExecutor(Executor):
             self._record(
                 "map",
                 name,
-                _serial_decision(why),
+                Decision.serial(why),
                 stats=None,
                 profile=None,
                 total=total,
@@ -192,7 +192,7 @@ class AutoExecutor(Executor):
         remaining = None if total is None else total - len(sample.results)
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
-            decision = _serial_decision(f"{done} during the sample")
+            decision = Decision.serial(f"{done} during the sample")
             self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
             return sample.replay()
         horizon = remaining if remaining is not None else len(sample.results)
@@ -259,8 +259,11 @@ class AutoExecutor(Executor):
 
     def submit_workers(self) -> int:
         """Workers for the pool that ``submit`` uses."""
-        profile = self._probe.profile()
-        return max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
+        return self._worker_cap(self._probe.profile())
+
+    def _worker_cap(self, profile: MachineProfile) -> int:
+        """Most workers allowed: the user's ``max_workers``, else the usable CPUs."""
+        return min(profile.usable_cpus, self._max_workers or profile.usable_cpus)
 
     @property
     def strict(self) -> bool:
@@ -306,7 +309,7 @@ class AutoExecutor(Executor):
     def _decide_on(
         self, profile: MachineProfile, stats: SampleStats, n: int, chunksize: int | None
     ) -> Decision:
-        cap = min(profile.usable_cpus, self._max_workers or profile.usable_cpus)
+        cap = self._worker_cap(profile)
         warm = [w for w in range(2, cap + 1) if self.pool_source(w).is_warm()]
         return _cost_model.decide(
             stats,
@@ -355,7 +358,7 @@ class AutoExecutor(Executor):
     ) -> Iterator[Any]:
         """Everything in the pool, nothing sampled in-process (tests of the pool's semantics)."""
         profile = self._probe.profile()
-        workers = max(1, min(profile.usable_cpus, self._max_workers or profile.usable_cpus))
+        workers = self._worker_cap(profile)
         chunksize = options.chunksize
         if chunksize is None:
             chunksize = (
@@ -493,10 +496,6 @@ def _batch_size(seconds: float, per_item_s: float, most: int) -> int:
     if per_item_s <= 0:
         return most
     return max(1, min(most, int(seconds / per_item_s)))
-
-
-def _serial_decision(reason: str) -> Decision:
-    return Decision("serial", 1, 1, 1.0, 0.0, reason)
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:

@@ -113,7 +113,7 @@ class SubmitRouter:
                 raise TypeError(problem)
             self._owner.record_submit_decision(
                 callable_name(fn),
-                Decision("serial", 1, 1, 1.0, 0.0, f"cannot use a pool: {problem}"),
+                Decision.serial(f"cannot use a pool: {problem}"),
             )
         return self._in_process(proxy or Future(), profile, fn, args, kwargs)
 
@@ -359,5 +359,5 @@ def _profile_key(fn: Callable[..., Any]) -> Any:
 def _submit_decision(lane: SubmitLane, task_s: float, workers: int) -> Decision:
     took = _cost_model.format_seconds(task_s)
     if lane == "serial":
-        return Decision("serial", 1, 1, 1.0, 0.0, f"calls take {took}: cheaper in-process")
+        return Decision.serial(f"calls take {took}: cheaper in-process")
     return Decision("process", workers, 1, 1.0, 0.0, f"calls take {took}: worth a worker")
