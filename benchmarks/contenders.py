@@ -163,7 +163,8 @@ def auto_settings(overrides: dict[str, str]) -> Any:
 def preimport(spec: Spec) -> None:
     """Import what the contender needs, before any timing (imports are not what is compared)."""
     if spec.kind == "auto":
-        import amorsize_exec  # noqa: F401
+        # The package loads its modules lazily: name the class, as a script does.
+        from amorsize_exec import AutoExecutor  # noqa: F401
     elif spec.kind == "joblib":
         import joblib  # noqa: F401
 

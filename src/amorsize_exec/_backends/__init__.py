@@ -3,18 +3,20 @@ drives any lease. Later lanes (threads, Dask) plug in as further ``PoolSource`` 
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import TYPE_CHECKING, Protocol
 
-from ._chunks import ChunkedMap, wait_quietly
-from ._loky import (
-    PoolLease,
-    PoolSpec,
-    PrivatePool,
-    SharedPool,
-    WorkerPools,
-    default_pools,
-    reset_default_pools,
-)
+if TYPE_CHECKING:
+    from ._chunks import ChunkedMap, wait_quietly
+    from ._loky import (
+        PoolLease,
+        PoolSpec,
+        PrivatePool,
+        SharedPool,
+        WorkerPools,
+        default_pools,
+        reset_default_pools,
+    )
 
 
 class PoolSource(Protocol):
@@ -27,6 +29,40 @@ class PoolSource(Protocol):
     def lease(self) -> PoolLease:
         """A lease on the pool; the caller must ``release()`` it."""
         ...
+
+
+#: Where each name lives, imported on first use (PEP 562) so that a worker, which imports this
+#: package only to reach ``_worker``, does not load the parent-side ``_loky`` and ``_chunks``.
+_SUBMODULE_OF = {
+    "ChunkedMap": "._chunks",
+    "wait_quietly": "._chunks",
+    "PoolLease": "._loky",
+    "PoolSpec": "._loky",
+    "PrivatePool": "._loky",
+    "SharedPool": "._loky",
+    "WorkerPools": "._loky",
+    "default_pools": "._loky",
+    "reset_default_pools": "._loky",
+}
+
+
+def _load(name: str) -> object:
+    """The attribute ``name``, imported now and cached as a module global."""
+    if name not in _SUBMODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(importlib.import_module(_SUBMODULE_OF[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+# Hidden from type checkers, which would take any attribute (a typo included) for a
+# ``__getattr__`` result; the imports above give them the real types.
+if not TYPE_CHECKING:
+    __getattr__ = _load
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
