@@ -263,3 +263,64 @@ def test_batches_are_timed_without_garbage_collection_and_it_comes_back() -> Non
     assert gc.isenabled()
     assert seen[:3] == [True, True, True]  # single items: not batched
     assert not any(seen[3:])  # batched: no collector pause inside the timing
+
+
+def test_overhead_counts_the_first_item_even_when_the_mean_leaves_it_out() -> None:
+    """The first item, fast here, is left out of the mean: ``items * compute_s`` then exceeds
+    what the items took, and ``elapsed - work`` read 0 where the sampler did cost something."""
+    clock = FakeClock()
+
+    def slow_cpu_clock() -> float:  # each CPU-clock read costs 0.1 ms of wall time
+        clock.advance(1e-4)
+        return clock()
+
+    costs = {0: 0.001, 1: 0.003, 2: 0.003}
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=slow_cpu_clock)
+    stats = sampler.run(timed(clock, costs), args(3)).stats
+    assert stats is not None
+    assert stats.compute_s == pytest.approx(0.003)
+    assert stats.work_s == pytest.approx(0.009)  # more than the 7 ms the items took
+    # Items timed on the wall clock alone: the CPU clock is read outside that window.
+    assert stats.measured_s == pytest.approx(0.007)
+    assert stats.overhead_s == pytest.approx(6 * 1e-4)  # two CPU-clock reads per item
+    assert stats.overhead_s == pytest.approx(stats.elapsed_s - stats.measured_s)
+
+
+def test_measured_time_covers_batched_items() -> None:
+    clock = FakeClock()
+    stats = make_sampler(clock).run(timed(clock, 1e-6), args(1000)).stats
+    assert stats is not None
+    assert stats.measured_s == pytest.approx(stats.items * 1e-6)
+    assert stats.overhead_s == pytest.approx(0.0, abs=1e-12)
+
+
+def test_tiny_items_start_with_a_batch_the_clock_can_time() -> None:
+    """The first batch holds ``batch_timing_below_s`` of work, not 2 items: every batch costs
+    clock reads and bookkeeping beyond its items."""
+    clock = FakeClock()
+    reads: list[float] = []
+
+    def cpu_clock() -> float:
+        reads.append(clock())
+        return clock()
+
+    sample = Sampler(SETTINGS, clock=clock, cpu_clock=cpu_clock).run(timed(clock, 1e-6), args(200))
+    assert sample.results == [i * 10 for i in range(200)]
+    assert sample.exhausted
+    # 3 single items, then batches of about 20, 40, 80 and the last 57 items (was 2, 4, ... 128)
+    assert len(reads) // 2 == 3 + 4
+
+
+def test_the_first_batch_stays_small_when_the_single_items_took_no_time() -> None:
+    clock = FakeClock()
+    reads: list[float] = []
+
+    def cpu_clock() -> float:
+        reads.append(clock())
+        return clock()
+
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu_clock)
+    sample = sampler.run(lambda x: x, args(3 + 24 + 1))
+    assert sample.exhausted
+    # a clock that does not move gives no item time: the first batch is capped at 8 x 3 items
+    assert len(reads) // 2 == 3 + 2

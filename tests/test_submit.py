@@ -23,6 +23,7 @@ from _workloads import (
 )
 from amorsize_exec import AutoExecutor, WorkerPools
 from amorsize_exec._backends import PoolSpec
+from amorsize_exec._submit import SubmitRouter
 from amorsize_exec.testing import FakeProbe, make_profile
 
 
@@ -179,3 +180,13 @@ def test_keyword_arguments_reach_the_task(fake_probe: FakeProbe) -> None:
     with AutoExecutor(probe=fake_probe) as ex:
         assert ex.submit(int, "ff", base=16).result(timeout=10) == 255
         assert ex.submit(sorted, [3, 1, 2], reverse=True).result(timeout=10) == [3, 2, 1]
+
+
+def test_a_router_that_never_ran_anything_shuts_down_and_then_refuses(
+    fake_probe: FakeProbe,
+) -> None:
+    """Its thread is made on first use: one never made must still refuse after shutdown."""
+    router = SubmitRouter(AutoExecutor(lane="serial", probe=fake_probe))
+    router.shutdown(wait=True, cancel_futures=True)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        router.submit(double, (1,), {})

@@ -53,7 +53,8 @@ class DecisionRecord:
         items_total: input length if known before the run.
         items_remaining: items the decision was about (after the sample).
         forced: ``True`` when ``lane=`` fixed the lane and the model was only consulted.
-        sample_overhead_s: sampling wall time beyond the sampled items' own work.
+        sample_overhead_s: sampling wall time beyond the sampled items' own calls
+            (``SampleStats.overhead_s``).
     """
 
     call: str

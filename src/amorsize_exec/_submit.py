@@ -55,8 +55,11 @@ class SubmitRouter:
     def __init__(self, owner: AutoExecutor) -> None:
         self._owner = owner
         self._lock = threading.Lock()
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amorsize-inprocess")
-        self._profiles: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
+        # The thread and the profiles are made on first use: most executors only map, and
+        # on a first call in a process each costs 10-20 us.
+        self._thread: ThreadPoolExecutor | None = None
+        self._thread_closed = False
+        self._profiles: weakref.WeakKeyDictionary[Any, _Profile] | None = None
         self._lease: PoolLease | None = None
         self._pool_futures: set[Future[Any]] = set()
         self._timers: set[threading.Timer] = set()
@@ -127,9 +130,16 @@ class SubmitRouter:
     ) -> Future[Any]:
         """Queue the call on the in-process thread; ``proxy`` stays pending until it starts."""
         with self._lock:
+            if self._thread is None:
+                if self._thread_closed:  # as a shut-down ThreadPoolExecutor would say
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+                self._thread = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="amorsize-inprocess"
+                )
+            thread = self._thread
             self._queued.add(proxy)
         try:
-            self._thread.submit(self._run_queued, proxy, profile, fn, args, kwargs)
+            thread.submit(self._run_queued, proxy, profile, fn, args, kwargs)
         except BaseException:
             with self._lock:
                 self._queued.discard(proxy)
@@ -285,7 +295,10 @@ class SubmitRouter:
     # --- lifetime -----------------------------------------------------------------------
 
     def _profile_of(self, fn: Callable[..., Any]) -> _Profile | None:
+        """The callable's profile, made if new (the caller holds the lock)."""
         key = _profile_key(fn)
+        if self._profiles is None:
+            self._profiles = weakref.WeakKeyDictionary()
         try:
             profile = self._profiles.get(key)
             if profile is None:
@@ -299,8 +312,9 @@ class SubmitRouter:
             self._closed = True
             for timer in self._timers:
                 timer.cancel()
-            waiting = [call for p in list(self._profiles.values()) for call in p.waiting]
-            for profile in list(self._profiles.values()):
+            profiles = [] if self._profiles is None else list(self._profiles.values())
+            waiting = [call for p in profiles for call in p.waiting]
+            for profile in profiles:
                 profile.waiting = []
             # Calls taken off a waiting list just before are being dispatched: let them land,
             # so that they are cancelled or run below, not refused by a closed thread pool.
@@ -321,7 +335,10 @@ class SubmitRouter:
         if cancel_futures:
             for future in pool_futures:
                 future.cancel()
-        self._thread.shutdown(wait=wait, cancel_futures=cancel_futures)
+        with self._lock:
+            thread, self._thread_closed = self._thread, True
+        if thread is not None:
+            thread.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             for future in pool_futures:
                 wait_quietly(future)
