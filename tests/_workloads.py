@@ -96,6 +96,12 @@ def append_line(path: str, x: int, seconds: float = 0.0) -> int:
     return x * 3
 
 
+def append_line_slow_in(path: str, x: int, slow_pid: int) -> int:
+    """``append_line`` taking 20 ms in process ``slow_pid`` and 1 ms elsewhere: the sample sees
+    costly items, and a run stuck in-process would take long enough to notice."""
+    return append_line(path, x, 0.02 if os.getpid() == slow_pid else 0.001)
+
+
 def read_lines(path: str | Path) -> list[tuple[int, int]]:
     """``(item, pid)`` for each line ``append_line`` wrote, in file order."""
     text = Path(path).read_text(encoding="ascii") if Path(path).exists() else ""

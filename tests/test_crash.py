@@ -72,7 +72,11 @@ def test_other_pending_submits_fail_too(fake_probe: FakeProbe) -> None:
 
 
 def test_auto_lane_pool_crash_is_reported(cheap_pool_probe: FakeProbe) -> None:
-    # The sample runs items 0..2 in-process; the crash happens in a worker, later.
+    # The sample runs items 0..2 in-process; the crash happens in a worker, later. The pool is
+    # warmed first: a cold one starts in the background while items go on running in-process,
+    # and all 40 could be done before it answers.
+    with AutoExecutor(lane="process", probe=cheap_pool_probe) as warm_up:
+        assert list(warm_up.map(double, range(4))) == [0, 2, 4, 6]
     with AutoExecutor(probe=cheap_pool_probe) as ex:
         results = ex.map(exit_in_a_worker_on, range(40), [os.getpid()] * 40, timeout=DETECT_S)
         got: list[int] = []

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from _workloads import append_line, read_lines
-from amorsize_exec import AutoExecutor
+from _workloads import append_line, append_line_slow_in, double, read_lines
+from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec.testing import FakeProbe
 
 
@@ -27,6 +28,8 @@ def assert_each_once(path: Path, n: int) -> list[tuple[int, int]]:
 def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Path) -> None:
     path = tmp_path / "log"
     n = 60
+    with AutoExecutor(lane="process", probe=cheap_pool_probe) as warm_up:
+        list(warm_up.map(double, range(4)))  # a warm pool takes the rest at once
     with AutoExecutor(probe=cheap_pool_probe) as ex:
         results = list(ex.map(append_line, [str(path)] * n, range(n), [0.01] * n))
         decision = ex.last_decision
@@ -39,6 +42,46 @@ def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Pat
     assert sampled, "the first items are sampled in-process"
     assert sampled == list(range(len(sampled))), "the sample is a prefix of the input"
     assert len(sampled) < n, "the rest ran in workers"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_cold_pool_starts_while_items_go_on_here(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # The initializer makes the start take >= 0.5 s: items keep running here until the pool
+    # answers, then the rest goes to it (each item once, in order).
+    path = tmp_path / "log"
+    n = 300
+    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(0.5,)) as ex:
+        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "process", decision.summary()
+    assert "pool started while" in decision.decision.reason, decision.summary()
+    lines = assert_each_once(path, n)
+    here = sorted(x for x, pid in lines if pid == os.getpid())
+    assert here == list(range(len(here))), "a prefix ran here"
+    sampled = Settings().sample_min_items
+    assert sampled < len(here) < n, "more than the sample ran here, but not all"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_input_that_ends_before_the_pool_starts_runs_here(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    path = tmp_path / "log"
+    n = 8  # 160 ms in-process, against a start of >= 1 s
+    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(1.0,)) as ex:
+        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "serial", decision.summary()
+    assert "input ended" in decision.decision.reason, decision.summary()
+    assert {pid for _, pid in assert_each_once(path, n)} == {os.getpid()}
 
 
 @pytest.mark.timeout(60)
@@ -61,12 +104,14 @@ def test_sampled_then_the_rest_serially(fake_probe: FakeProbe, tmp_path: Path) -
 def test_serial_run_that_switches_to_the_pool_mid_way(
     cheap_pool_probe: FakeProbe, tmp_path: Path
 ) -> None:
-    # No length: the decision starts serial on a short horizon, then rent-or-buy moves the rest.
+    # No length: the decision starts serial on a short horizon, then rent-or-buy starts the
+    # pool and moves the rest (items cost 20 ms here, so the run outlasts any pool start).
     path = tmp_path / "log"
     n = 120
     with AutoExecutor(probe=cheap_pool_probe) as ex:
         items = (x for x in range(n))
-        stream = ex.map(append_line, itertools.repeat(str(path)), items, itertools.repeat(0.005))
+        parent = itertools.repeat(os.getpid())
+        stream = ex.map(append_line_slow_in, itertools.repeat(str(path)), items, parent)
         results = list(stream)
         decision = ex.last_decision
     assert results == [x * 3 for x in range(n)]

@@ -202,6 +202,8 @@ def test_map_in_progress_with_shutdown_cancel_never_hangs(lane: str, fake_probe:
 @pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_pool_map_consumed_after_the_with_block(cheap_pool_probe: FakeProbe) -> None:
+    with AutoExecutor(lane="process", probe=cheap_pool_probe) as warm_up:
+        list(warm_up.map(square_after_spin, range(2), [0.0] * 2))  # else it may all run here
     with AutoExecutor(probe=cheap_pool_probe) as ex:
         results = ex.map(square_after_spin, range(80), [0.005] * 80)
         decision = ex.last_decision

@@ -7,11 +7,16 @@ Predicted parallel time of ``n`` items on ``w`` workers with chunks of ``c`` ite
                 + n * (s + b * ipc)                   # the parent pickles and pipes every item
                 + (n * (t + s) + k * (rt + f)) / w    # the workers' share
                 + c * t * (1 + cv) / 2                # tail: the last chunk finishing alone
+                - m * min(T_pool / n, t / share)      # items the parent runs while workers start
+    m           = min(n, T_spawn(w) * share / t)
     T_serial    = n * t
 
 with ``t`` compute per item, ``s`` serialization per item, ``b`` pickled bytes per item,
-``rt`` the chunk round trip and ``f`` the cost of pickling the function (sent with each chunk).
-The card's rule: a pool only if 2 workers reach ``Settings.min_speedup``.
+``rt`` the chunk round trip, ``f`` the cost of pickling the function (sent with each chunk),
+``T_pool`` the three middle terms, and ``share`` the part of a core the parent keeps while
+workers start (it goes on running items in-process until the pool answers).
+The card's rule: a pool only if 2 workers reach
+``Settings.min_speedup``.
 """
 
 from __future__ import annotations
@@ -31,15 +36,21 @@ if TYPE_CHECKING:
 _TINY_S = 1e-9
 
 
-def choose_chunksize(compute_s: float, n: int, workers: int, cv: float, settings: Settings) -> int:
+def choose_chunksize(
+    compute_s: float, n: int | None, workers: int, cv: float, settings: Settings
+) -> int:
     """Items per chunk: about ``target_chunk_s`` of work, but enough chunks to keep balance.
 
     At least ``chunks_per_worker * (1 + cv)`` chunks per worker, so uneven items still spread
-    out; always ``1 <= c <= ceil(n / workers)``.
+    out; always ``1 <= c <= ceil(n / workers)``. With ``n=None`` (the input has no length)
+    only the time target counts: a horizon guessed from the items done so far would cut a
+    long generator into tiny chunks (chunks of 4-7 where 85 was right, benchmarks/generator).
     """
+    by_time = max(1, round(settings.target_chunk_s / max(compute_s, _TINY_S)))
+    if n is None:
+        return by_time
     if n <= 0:
         return 1
-    by_time = round(settings.target_chunk_s / max(compute_s, _TINY_S))
     chunks_wanted = max(1.0, settings.chunks_per_worker * (1.0 + cv)) * workers
     by_balance = math.ceil(n / chunks_wanted)
     return max(1, min(by_time, by_balance, math.ceil(n / workers)))
@@ -58,8 +69,25 @@ def predict_parallel_s(
     chunksize: int,
     *,
     spawn_s: float,
+    parent_share: float = 0.0,
 ) -> float:
-    """Predicted wall time of ``n`` items on ``workers`` processes (formula in the module doc)."""
+    """Predicted wall time of ``n`` items on ``workers`` processes (formula in the module doc).
+
+    ``parent_share`` > 0: the parent runs items in-process while the pool starts; each one
+    saves the pool its average per-item time (counted at most ``t / share``, the parent's own
+    pace, so that dearer pools or starts never look faster).
+    """
+    pool_s = _pool_s(stats, profile, n, workers, chunksize)
+    if spawn_s > 0 and parent_share > 0 and stats.compute_s > 0:
+        in_parent = min(float(n), spawn_s * parent_share / stats.compute_s)
+        pool_s -= in_parent * min(pool_s / n, stats.compute_s / parent_share)
+    return spawn_s + pool_s
+
+
+def _pool_s(
+    stats: SampleStats, profile: MachineProfile, n: int, workers: int, chunksize: int
+) -> float:
+    """Time of ``n`` items on a running pool: parent's pickling, workers' share, the tail."""
     chunks = math.ceil(n / chunksize)
     per_item_bytes = stats.arg_bytes + stats.result_bytes
     parent_s = n * (stats.serialize_s + per_item_bytes * profile.ipc_s_per_byte)
@@ -67,7 +95,7 @@ def predict_parallel_s(
     item_s = worker_item_s(stats, profile, workers)
     workers_s = (n * (item_s + stats.serialize_s) + chunks * per_chunk_s) / workers
     tail_s = chunksize * item_s * (1.0 + stats.cv) / 2.0
-    return spawn_s + parent_s + workers_s + tail_s
+    return parent_s + workers_s + tail_s
 
 
 def worker_item_s(stats: SampleStats, profile: MachineProfile, workers: int) -> float:
@@ -102,6 +130,8 @@ def decide(
     max_workers: int | None = None,
     warm_workers: int = 0,
     chunksize: int | None = None,
+    length_known: bool = True,
+    start_paid: bool = False,
 ) -> Decision:
     """Serial or process, with how many workers and what chunksize, for ``n_remaining`` items.
 
@@ -109,10 +139,13 @@ def decide(
         stats: what the sample measured; ``None`` if nothing could be measured.
         profile: machine facts and pool costs.
         settings: thresholds and targets.
-        n_remaining: items left to run.
+        n_remaining: items left to run (for an input without a length: the horizon assumed).
         max_workers: the user's cap on workers.
         warm_workers: size of a pool that is already running (0 if none): no start cost for it.
         chunksize: the user's chunk size, respected if given.
+        length_known: ``False`` if ``n_remaining`` is a guess; chunks are then sized by time.
+        start_paid: the run has already spent a pool start's worth of time in-process, so
+            buying the pool no longer depends on the start (rent-or-buy, design §4).
     """
     if stats is None:
         return Decision.serial("nothing was measured (the input ended or the first item failed)")
@@ -127,10 +160,27 @@ def decide(
 
     def plan(workers: int) -> tuple[float, int]:
         size = chunksize or choose_chunksize(
-            stats.compute_s, n_remaining, workers, stats.cv, settings
+            stats.compute_s, n_remaining if length_known else None, workers, stats.cv, settings
         )
-        spawn = 0.0 if workers == warm_workers else profile.spawn_s(workers)
-        return predict_parallel_s(stats, profile, n_remaining, workers, size, spawn_s=spawn), size
+        cold = workers != warm_workers and not start_paid
+        spawn = profile.spawn_s(workers) if cold else 0.0
+        time_s = predict_parallel_s(
+            stats,
+            profile,
+            n_remaining,
+            workers,
+            size,
+            spawn_s=spawn,
+            parent_share=settings.parent_share_during_start,
+        )
+        return time_s, size
+
+    def start_note(workers: int) -> str:
+        if workers == warm_workers:
+            return "pool warm"
+        if start_paid:
+            return "pool start paid by the in-process run so far (rent-or-buy)"
+        return f"pool start {format_seconds(profile.spawn_s(workers))} (items run here meanwhile)"
 
     serial_s = predict_serial_s(stats, n_remaining)
     time_at_two, size_at_two = plan(2)
@@ -138,7 +188,7 @@ def decide(
     if speedup_at_two < settings.min_speedup:
         return Decision.serial(
             f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
-            + _budget(stats, profile, n_remaining, size_at_two, warm_workers == 2),
+            + _budget(stats, profile, n_remaining, size_at_two, start_note(2)),
             speedup_at_two=speedup_at_two,
         )
     best_time, best_workers, best_size = time_at_two, 2, size_at_two
@@ -152,7 +202,7 @@ def decide(
         chunksize=best_size,
         predicted_speedup=serial_s / best_time,
         speedup_at_two=speedup_at_two,
-        reason=_budget(stats, profile, n_remaining, best_size, best_workers == warm_workers),
+        reason=_budget(stats, profile, n_remaining, best_size, start_note(best_workers)),
     )
 
 
@@ -176,13 +226,12 @@ def choose_submit_lane(
     return "serial"
 
 
-def _budget(stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, warm: bool) -> str:
+def _budget(stats: SampleStats, profile: MachineProfile, n: int, chunksize: int, start: str) -> str:
     work = n * stats.compute_s
     pickling = n * (
         stats.serialize_s + (stats.arg_bytes + stats.result_bytes) * profile.ipc_s_per_byte
     )
     dispatch = math.ceil(n / chunksize) * profile.chunk_roundtrip_s
-    start = "pool warm" if warm else f"pool start {format_seconds(profile.spawn_s(2))}"
     return (
         f"{n} items x {format_seconds(stats.compute_s)} = {format_seconds(work)} of work; "
         f"{start}, pickling {format_seconds(pickling)}, dispatch {format_seconds(dispatch)}"

@@ -31,7 +31,14 @@ import cloudpickle
 import loky
 
 from .._config import Settings
-from ._worker import ChunkResult, initialize_worker, run_chunk, run_pickled_call, run_pickled_chunk
+from ._worker import (
+    ChunkResult,
+    initialize_worker,
+    noop,
+    run_chunk,
+    run_pickled_call,
+    run_pickled_chunk,
+)
 
 #: Shared pools kept at most (warm ones beyond this, if idle, are stopped: least recently used).
 _MAX_SHARED_POOLS = 2
@@ -53,6 +60,8 @@ class _Pool:
         self.stdlib = stdlib  # the stdlib pickles with pickle: calls travel as cloudpickle bytes
         self.leases = 0
         self._seen_broken = False
+        #: True once a task came back: workers are up. Set on completion, not on submission,
+        #: so that a pool still starting in the background is not taken for a warm one.
         self.started = False
         self.last_used = time.monotonic()
 
@@ -74,8 +83,12 @@ class _Pool:
         self.shutdown(wait=False)
 
     def watch(self, future: Future[Any]) -> None:
-        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+        if future.cancelled():
+            return
+        if isinstance(future.exception(), BrokenProcessPool):
             self._seen_broken = True
+        else:
+            self.started = True
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         try:
@@ -87,7 +100,6 @@ class _Pool:
         except BrokenProcessPool:
             self._seen_broken = True
             raise
-        self.started = True
         self.last_used = time.monotonic()
         future.add_done_callback(self.watch)
         return future
@@ -133,6 +145,11 @@ class PoolLease:
         self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
     ) -> Future[ChunkResult]:
         return self._pool.submit_chunk(fn, chunk)
+
+    def start(self) -> Future[Any]:
+        """Start the workers without waiting: loky launches them all on the first task, and
+        this task's future is done once one of them answers."""
+        return self._pool.submit(noop)
 
     @property
     def broken(self) -> bool:
