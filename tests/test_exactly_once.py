@@ -12,7 +12,12 @@ import pytest
 
 from _workloads import append_line, append_line_slow_in, double, read_lines
 from amorsize_exec import AutoExecutor, Settings
-from amorsize_exec.testing import FakeProbe
+from amorsize_exec.testing import FakeProbe, make_profile
+
+
+def spare_core_probe() -> FakeProbe:
+    """4 CPUs and pools that start almost for free: with 2 workers, a core is left to us."""
+    return FakeProbe(make_profile(usable_cpus=4, pool_start_s=0.01))
 
 
 def assert_each_once(path: Path, n: int) -> list[tuple[int, int]]:
@@ -46,14 +51,12 @@ def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Pat
 
 @pytest.mark.processes
 @pytest.mark.timeout(60)
-def test_cold_pool_starts_while_items_go_on_here(
-    cheap_pool_probe: FakeProbe, tmp_path: Path
-) -> None:
-    # The initializer makes the start take >= 0.5 s: items keep running here until the pool
-    # answers, then the rest goes to it (each item once, in order).
+def test_cold_pool_starts_while_items_go_on_here(tmp_path: Path) -> None:
+    # A core is left to the parent (4 CPUs, 2 workers) and the initializer makes the start take
+    # >= 0.5 s: items keep running here until the pool answers, then the rest goes to it.
     path = tmp_path / "log"
     n = 300
-    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(0.5,)) as ex:
+    with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(0.5,)) as ex:
         results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
         decision = ex.last_decision
     assert results == [x * 3 for x in range(n)]
@@ -69,12 +72,10 @@ def test_cold_pool_starts_while_items_go_on_here(
 
 @pytest.mark.processes
 @pytest.mark.timeout(60)
-def test_input_that_ends_before_the_pool_starts_runs_here(
-    cheap_pool_probe: FakeProbe, tmp_path: Path
-) -> None:
+def test_input_that_ends_before_the_pool_starts_runs_here(tmp_path: Path) -> None:
     path = tmp_path / "log"
     n = 8  # 160 ms in-process, against a start of >= 1 s
-    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(1.0,)) as ex:
+    with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(1.0,)) as ex:
         results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
         decision = ex.last_decision
     assert results == [x * 3 for x in range(n)]
@@ -82,6 +83,25 @@ def test_input_that_ends_before_the_pool_starts_runs_here(
     assert decision.lane == "serial", decision.summary()
     assert "input ended" in decision.decision.reason, decision.summary()
     assert {pid for _, pid in assert_each_once(path, n)} == {os.getpid()}
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_without_a_spare_core_the_map_waits_for_the_start(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # 2 CPUs, 2 workers: booting workers would slow items run here more than they gain.
+    path = tmp_path / "log"
+    n = 60
+    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(0.5,)) as ex:
+        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "process", decision.summary()
+    here = [x for x, pid in assert_each_once(path, n) if pid == os.getpid()]
+    # The sample, then one poll batch (one 20 ms item) before the hand-over, not 0.5 s of items.
+    assert len(here) <= Settings().sample_min_items + 1, decision.summary()
 
 
 @pytest.mark.timeout(60)

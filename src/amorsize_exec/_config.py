@@ -53,8 +53,11 @@ class Settings:
     chunks_in_flight_per_worker: int = 2
 
     # --- machine priors, used until measured (design §8) ------------------------------------
-    #: Start of a cold 2-worker loky pool plus one trivial task (105-209 ms measured).
-    prior_pool_start_s: float = 0.2
+    #: Start of a cold 2-worker loky pool until its first answer, as a map call pays it:
+    #: 242-265 ms from the first task (medians, quiet 2 cores, lazy package imports) plus
+    #: ~40 ms of launching in the parent; a cold map of 2,000 x 1 ms waited 302-346 ms
+    #: (/tmp trace, 3 runs). Calibration measures the warm costs, never this one.
+    prior_pool_start_s: float = 0.3
     #: Extra start cost per worker beyond two (parent-side launch of one more interpreter).
     worker_launch_s: float = 0.005
     #: Warm round trip of one chunk through the pool (~0.3 ms measured).

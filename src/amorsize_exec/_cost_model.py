@@ -98,6 +98,17 @@ def _pool_s(
     return parent_s + workers_s + tail_s
 
 
+def parent_share_while_starting(workers: int, profile: MachineProfile, settings: Settings) -> float:
+    """Part of a core the parent keeps for its own items while ``workers`` processes start.
+
+    Only a core no worker will use counts: with as many workers as cores, the booting
+    interpreters took the parent's core too (2 cores: the parent ran items at 0.37-0.49 of its
+    speed and the first answer came 130 ms later, 394 vs 265 ms, medians of 6), which cost
+    more than the items it ran saved; the parent then waits for the start instead.
+    """
+    return settings.parent_share_during_start if workers < profile.usable_cpus else 0.0
+
+
 def worker_item_s(stats: SampleStats, profile: MachineProfile, workers: int) -> float:
     """An item's time in a worker: longer than sampled if it ran on several cores in-process.
 
@@ -171,7 +182,7 @@ def decide(
             workers,
             size,
             spawn_s=spawn,
-            parent_share=settings.parent_share_during_start,
+            parent_share=parent_share_while_starting(workers, profile, settings),
         )
         return time_s, size
 

@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FuturesTimeoutError  # builtin's alias on 3.11+
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -211,7 +212,9 @@ class AutoExecutor(Executor):
         if decision.lane == "process" and self.pool_source(decision.workers).is_warm():
             tail = self._pool_stream(fn, args, decision, options)
             return itertools.chain(sample.replay(), tail)
-        starting = None if decision.lane == "serial" else self._start_pool(decision)
+        starting = None
+        if decision.lane == "process":
+            starting = self._start_pool(decision, profile, options)
         return self._serial_stream(
             fn, iterators, sample, remaining, options, adapt=True, starting=starting
         )
@@ -366,15 +369,29 @@ class AutoExecutor(Executor):
             start_paid=start_paid,
         )
 
-    def _start_pool(self, decision: Decision, *, mid_run: bool = False) -> _PoolStart:
-        """Start the pool ``decision`` wants, without waiting: the run goes on in-process and
-        hands the rest over once a worker has answered."""
+    def _start_pool(
+        self,
+        decision: Decision,
+        profile: MachineProfile,
+        options: _MapOptions,
+        *,
+        mid_run: bool = False,
+    ) -> _PoolStart:
+        """Start the pool ``decision`` wants. If a core is left to the parent, do not wait: the
+        run goes on in-process and hands the rest over once a worker has answered. Otherwise
+        wait for the answer (or the deadline): items run here would slow the start more than
+        they gain (``_cost_model.parent_share_while_starting``)."""
         lease = self.pool_source(decision.workers).lease()
         try:
-            return _PoolStart(lease, lease.start(), decision, mid_run)
+            starting = _PoolStart(lease, lease.start(), decision, mid_run)
         except BaseException:
             lease.release()
             raise
+        if not _cost_model.parent_share_while_starting(decision.workers, profile, self._settings):
+            deadline = options.deadline
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            futures_wait([starting.answered], timeout=timeout)
+        return starting
 
     def _pool_stream(
         self,
@@ -537,7 +554,7 @@ class AutoExecutor(Executor):
                         starting = None
                     continue
                 if starting is None and not self.pool_source(decision.workers).is_warm():
-                    starting = self._start_pool(decision, mid_run=True)
+                    starting = self._start_pool(decision, profile, options, mid_run=True)
                     continue
                 reason = decision.reason
                 if starting is not None:
