@@ -1,7 +1,7 @@
 """Settings: every tunable constant in one frozen record, and the one place that reads os.environ.
 
-Each constant says where its value comes from. "design §8" means the figures measured on a
-2-core machine before this code existed; `benchmarks/` re-measures them (see its README).
+Each constant says where its value comes from: a benchmark figure (`benchmarks/`, 2 cores),
+a measurement named with it, or the product card.
 """
 
 from __future__ import annotations
@@ -24,16 +24,21 @@ _ENV_PREFIX = "AMORSIZE_EXEC_"
 class Settings:
     """Tunable constants of sampling, the cost model and dispatch."""
 
+    # Figures cited: "full run" is `python -m benchmarks.run` on commit 87174d5 (2 cores; its
+    # report is in git history under benchmarks/results/), "quick run" is `--quick` on 4c6d21a.
+
     # --- the card's rule -------------------------------------------------------------------
     #: A pool is used only if 2 workers are predicted to reach this speedup (the product card).
     min_speedup: float = 1.2
 
     # --- sampling (design §3) -------------------------------------------------------------
     #: Items the sampler runs at least, so that one odd first call does not decide alone.
+    #: With 3, warm predictions were within 25% on 8 of 9 pool decisions (full run).
     sample_min_items: int = 3
-    #: Measured seconds of work the sampler wants before it trusts the mean.
+    #: Measured seconds of work the sampler wants before it trusts the mean: sample overheads
+    #: were 54-562 us (full run), under 1% of every workload the pool won.
     sample_min_s: float = 0.005
-    #: Hard cap on sampling time: one 200 ms item already ends the sample.
+    #: Hard cap on sampling time: one 200 ms item already ends the sample (ms200_x8: 1 item).
     sample_budget_s: float = 0.05
     #: Items whose pickled size and time are measured, as one batch (pickling every item would
     #: cost more than a trivial function; one batch of 16 spreads the pickler's ~30 us set-up
@@ -44,28 +49,34 @@ class Settings:
     batch_timing_below_s: float = 20e-6
 
     # --- chunking (design §4) ----------------------------------------------------------------
-    #: Wanted wall time of one chunk: long enough to hide the ~0.3 ms round trip (design §8),
-    #: short enough that the last chunk finishing alone costs little.
+    #: Wanted wall time of one chunk: long enough to hide the 0.5-1.4 ms round trip (calibrated
+    #: in the benchmarks), short enough that the last chunk finishing alone costs little. At
+    #: 50 ms, warm regret was 1.01-1.08 on ms1_x2000, tiny_x20k and hetero_500 (full run), whose
+    #: best grid chunks held 60-125 ms of work.
     target_chunk_s: float = 0.05
-    #: At least this many chunks per worker, scaled up by the sample's spread, for balance.
+    #: At least this many chunks per worker, scaled up by the sample's spread, for balance
+    #: (hetero_500, cv 0.57: warm regret 1.01 in the full run, 1.07 in the quick run).
     chunks_per_worker: int = 4
     #: Chunks in flight per worker: 2 keeps a worker busy while its next chunk is pickled.
     chunks_in_flight_per_worker: int = 2
 
-    # --- machine priors, used until measured (design §8) ------------------------------------
+    # --- machine priors, used until measured ---------------------------------------------------
     #: Start of a cold 2-worker loky pool until its first answer, as a map call pays it:
     #: 242-265 ms from the first task (medians, quiet 2 cores, lazy package imports) plus
-    #: ~40 ms of launching in the parent; a cold map of 2,000 x 1 ms waited 302-346 ms
-    #: (/tmp trace, 3 runs). Calibration measures the warm costs, never this one.
+    #: ~40 ms of launching in the parent; a cold map of 2,000 x 1 ms waited 302-346 ms. With
+    #: 0.3 s, cold predictions were within 25% (quick run: -11% and +3%; with 0.2 s they were
+    #: 17-44% too high in the full run). Calibration measures the warm costs, never this one.
     prior_pool_start_s: float = 0.3
-    #: Extra start cost per worker beyond two (parent-side launch of one more interpreter).
+    #: Extra start cost per worker beyond two (parent-side launch of one more interpreter); a
+    #: guess: the 2-core benchmark machine never starts more than two.
     worker_launch_s: float = 0.005
-    #: Warm round trip of one chunk through the pool (~0.3 ms measured).
-    prior_chunk_roundtrip_s: float = 0.0005
+    #: Warm round trip of one chunk through the pool: calibrated values were 0.51-1.36 ms in the
+    #: benchmark runs (median about 0.75 ms).
+    prior_chunk_roundtrip_s: float = 0.00075
     #: Pipe transfer cost per byte, both directions, before calibration (~1 GB/s).
     prior_ipc_s_per_byte: float = 1e-9
-    #: Part of a core the parent keeps for its in-process items while a cold pool starts (the
-    #: workers' interpreters compete for the CPUs).
+    #: Part of a core the parent keeps for its in-process items while a cold pool starts, when
+    #: a core is left to it (0.37-0.63 measured, median 0.47, with none left on 2 cores).
     parent_share_during_start: float = 0.5
     #: While a pool starts, the in-process run checks this often whether it has answered.
     start_poll_s: float = 0.005
