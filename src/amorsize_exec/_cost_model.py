@@ -191,7 +191,10 @@ def decide(
             return "pool warm"
         if start_paid:
             return "pool start paid by the in-process run so far (rent-or-buy)"
-        return f"pool start {format_seconds(profile.spawn_s(workers))} (items run here meanwhile)"
+        meanwhile = parent_share_while_starting(workers, profile, settings) > 0
+        return f"pool start {format_seconds(profile.spawn_s(workers))}" + (
+            " (items run here meanwhile)" if meanwhile else ""
+        )
 
     serial_s = predict_serial_s(stats, n_remaining)
     time_at_two, size_at_two = plan(2)
