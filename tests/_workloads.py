@@ -52,6 +52,11 @@ def fail_at(x: int, bad: int = 7) -> int:
     return x * 2
 
 
+def spin_then_fail_at(x: int, seconds: float, bad: int) -> int:
+    spin(seconds)
+    return fail_at(x, bad)
+
+
 class CustomError(Exception):
     """An exception type of our own, to check that the type survives the trip back."""
 

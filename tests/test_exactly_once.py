@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _workloads import append_line, append_line_slow_in, double, read_lines
+from _workloads import append_line, append_line_slow_in, double, read_lines, spin_then_fail_at
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec.testing import FakeProbe, make_profile
 
@@ -171,3 +171,65 @@ def test_endless_input_runs_only_what_is_consumed_and_each_once(
     assert set(counts.values()) == {1}
     assert set(range(50)) <= set(counts)
     assert len(counts) <= 50 + 8, "bounded look-ahead: only a window beyond what was consumed"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_a_costly_callable_sends_items_ahead_to_the_warm_pool(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # Its first map measures 20 ms items and warms the pool; the next one sends the items after
+    # the first to the workers while the first is sampled here.
+    me = os.getpid()
+    n = 40
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        first = tmp_path / "first"
+        list(ex.map(append_line_slow_in, [str(first)] * n, range(n), [me] * n))
+        assert ex.last_decision is not None
+        assert ex.last_decision.lane == "process", ex.last_decision.summary()
+        path = tmp_path / "second"
+        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [me] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert "2 items sent ahead" in decision.decision.reason, decision.summary()
+    pids = dict(assert_each_once(path, n))
+    assert pids[0] == me, "the first item is the sample"
+    assert me not in {pids[1], pids[2]}, "the next ones went to the workers meanwhile"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_items_sent_ahead_keep_their_place_when_the_rest_stays_here(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # Costly last time, cheap now: the items sent ahead come back in order, the rest runs here.
+    me = os.getpid()
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        n = 40
+        list(ex.map(append_line, [str(tmp_path / "first")] * n, range(n), [0.02] * n))
+        n = 12  # ~0.3 ms each: too little work for the pool, even warm
+        path = tmp_path / "second"
+        results = list(ex.map(append_line, [str(path)] * n, range(n)))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "serial", decision.summary()
+    assert "2 items sent ahead" in decision.decision.reason, decision.summary()
+    lines = assert_each_once(path, n)
+    assert {x for x, pid in lines if pid != me} == {1, 2}
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_an_item_sent_ahead_raises_at_its_own_position(cheap_pool_probe: FakeProbe) -> None:
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        n = 40
+        list(ex.map(spin_then_fail_at, range(n), [0.02] * n, [-1] * n))  # costly: warms all
+        results = ex.map(spin_then_fail_at, range(10), [0.0] * 10, [1] * 10)
+        assert next(results) == 0
+        with pytest.raises(ValueError, match="bad item 1"):
+            next(results)
+        decision = ex.last_decision
+    assert decision is not None
+    assert "sent ahead" in decision.decision.reason, decision.summary()
