@@ -5,14 +5,18 @@ Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_
     map(fn, *iterables)
       │ check arguments and state; args = zip(*iterables) stays lazy
       ▼
+    _send_ahead ── fn costly last time and a pool warm: items 2..w+1 go to the pool now
+      ▼
     Sampler.run ── first items in-process, timed; results kept (never re-run)
       ▼
-    _decide ── cost_model.decide(stats, probe.profile()); if a pool pays on priors, again on
-      │        probe.calibrated_profile() (measured once, on the shared pool it then uses)
+    _decide ── cost_model.decide(stats, probe.profile()); if a pool pays on priors, pickling
+      │        is measured, and on a warm pool the round trip (probe.calibrated_profile())
       ├─ serial:  sample replay + built-in map in batches; each time the work done doubles the
       │           decision is re-checked (rent-or-buy: unknown lengths, heavier items than sampled)
       │           and the rest may move to a pool
-      └─ process: sample replay + ChunkedMap over a leased loky pool (bounded window, in order)
+      ├─ process, pool warm: sample replay + ChunkedMap over a leased loky pool (bounded, ordered)
+      └─ process, pool cold: _start_pool; in-process batches meanwhile if a core is left to us,
+                  else wait; then decide again and hand the rest to the pool
       ▼
     last_decision (DecisionRecord) + one INFO line on the "amorsize_exec" logger
 
@@ -607,7 +611,7 @@ class AutoExecutor(Executor):
                     spent_s=spent_s,
                 )
                 if decision.lane == "serial":
-                    if starting is not None:  # dearer than it looked: stay; the pool stays warm
+                    if starting is not None:  # cheaper than it looked: stay; the pool stays warm
                         starting.lease.release()
                         starting = None
                     continue
