@@ -113,3 +113,26 @@ def test_serial_lane_runs_in_this_process(fake_probe: FakeProbe) -> None:
     assert decision is not None
     assert decision.lane == "serial"
     assert decision.forced
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_repeated_short_maps_warm_a_pool_once_it_would_have_paid() -> None:
+    # Each call (40 x 5 ms) is too short to pay for a cold pool (0.2 s), but a warm one would
+    # save about 90 ms of it: after a few calls the executor starts one, and later calls use it.
+    probe = FakeProbe(make_profile(pool_start_s=0.2))
+    records = []
+    with AutoExecutor(probe=probe) as ex:
+        for _ in range(12):
+            assert list(ex.map(square_after_spin, range(40), [0.005] * 40)) == [
+                x * x for x in range(40)
+            ]
+            record = ex.last_decision
+            assert record is not None
+            records.append(record)
+            if record.lane == "process":
+                break
+    assert records[0].lane == "serial", records[0].summary()
+    assert any("rent-or-buy" in r.decision.reason for r in records), [r.summary() for r in records]
+    assert records[-1].lane == "process", records[-1].summary()
+    assert "pool warm" in records[-1].decision.reason

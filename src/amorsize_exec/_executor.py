@@ -137,6 +137,9 @@ class AutoExecutor(Executor):
         self._sampler = Sampler(self._settings)
         self._router = SubmitRouter(self)
         self._last_decision: DecisionRecord | None = None
+        #: What a warm pool would have saved this executor's serial runs since the last start.
+        self._forgone_s = 0.0
+        self._forgone_runs = 0
         #: Mean item time of each callable's last map (weakly held), for ``_send_ahead``.
         self._item_s: weakref.WeakKeyDictionary[Callable[..., Any], float] = (
             weakref.WeakKeyDictionary()
@@ -228,6 +231,17 @@ class AutoExecutor(Executor):
                 reason=f"{sent_count} items sent ahead to the warm pool while the first "
                 f"was sampled; {decision.reason}",
             )
+        warm_up_after = 0
+        if decision.lane == "serial":
+            warm_up_after = self._forgo(
+                stats, profile, horizon, chunksize=chunksize, sample=sample, remaining=remaining
+            )
+            if warm_up_after:
+                decision = replace(
+                    decision,
+                    reason=decision.reason + "; a warm pool would have paid for its start over "
+                    "this executor's calls: it starts after this run (rent-or-buy)",
+                )
         self._record(
             "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
         )
@@ -238,7 +252,15 @@ class AutoExecutor(Executor):
         if decision.lane == "process":
             starting = self._start_pool(decision, profile, options)
         return self._serial_stream(
-            fn, iterators, sample, remaining, options, adapt=True, starting=starting, sent=sent
+            fn,
+            iterators,
+            sample,
+            remaining,
+            options,
+            adapt=True,
+            starting=starting,
+            sent=sent,
+            warm_up_after=warm_up_after,
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -333,6 +355,64 @@ class AutoExecutor(Executor):
         if stats is not None:
             with contextlib.suppress(TypeError):  # not weak-referenceable: not remembered
                 self._item_s[fn] = stats.compute_s
+
+    def _forgo(
+        self,
+        stats: SampleStats,
+        profile: MachineProfile,
+        n: int,
+        *,
+        chunksize: int | None,
+        sample: Sample,
+        remaining: int | None,
+    ) -> int:
+        """Rent-or-buy across calls: add up what a warm pool would have saved the serial runs
+        of this executor; once that reaches the start of a pool, over two runs at least, return
+        its worker count (the run starts it when done), else 0. A service whose every call is
+        too short to pay for a cold pool otherwise never gets a warm one (tiny_x20k, warm: 1.93x
+        the best pool). Pickling, free until then, is measured before the pool is bought."""
+        if remaining is None or n <= 0 or not stats.picklable or self._shutdown:
+            return 0
+        workers = self._worker_cap(profile)
+        if workers < 2:
+            return 0
+
+        def warm_verdict(stats: SampleStats) -> Decision:
+            return _cost_model.decide(
+                stats,
+                profile,
+                self._settings,
+                n,
+                max_workers=self._max_workers,
+                warm_workers=workers,
+                chunksize=chunksize,
+            )
+
+        verdict = warm_verdict(stats)
+        if verdict.lane != "process":
+            return 0
+        saved_s = _cost_model.predict_serial_s(stats, n) * (1.0 - 1.0 / verdict.predicted_speedup)
+        with self._lock:
+            self._forgone_s += saved_s
+            self._forgone_runs += 1
+            # Across calls: a script's single map never starts a pool it will not use.
+            if self._forgone_runs < 2 or self._forgone_s < profile.spawn_s(verdict.workers):
+                return 0
+            self._forgone_s, self._forgone_runs = 0.0, 0
+        verdict = warm_verdict(self._sampler.measure_pickling(sample, stats))
+        return verdict.workers if verdict.lane == "process" else 0
+
+    def _warm_up(self, workers: int) -> None:
+        """Start a pool of ``workers`` for later calls, without waiting for it."""
+        if self._shutdown:
+            return
+        lease = self.pool_source(workers).lease()
+        try:
+            answered = lease.start()
+        except BaseException:
+            lease.release()
+            raise
+        answered.add_done_callback(lambda _: lease.release())
 
     def _send_ahead(
         self, fn: Callable[..., Any], iterators: list[Iterator[Any]], options: _MapOptions
@@ -521,6 +601,7 @@ class AutoExecutor(Executor):
         adapt: bool,
         starting: _PoolStart | None = None,
         sent: tuple[Iterator[Any], ...] = (),
+        warm_up_after: int = 0,
     ) -> Iterator[Any]:
         """The built-in ``map`` in batches, chained in C: as fast as a plain loop.
 
@@ -530,7 +611,15 @@ class AutoExecutor(Executor):
         (1,000,000 x ``x*2``: 1.40x the plain loop instead of 1.16x, measured).
         """
         batches = self._serial_batches(
-            fn, iterators, sample, remaining, options, adapt=adapt, starting=starting, sent=sent
+            fn,
+            iterators,
+            sample,
+            remaining,
+            options,
+            adapt=adapt,
+            starting=starting,
+            sent=sent,
+            warm_up_after=warm_up_after,
         )
         return itertools.chain.from_iterable(batches)
 
@@ -545,6 +634,7 @@ class AutoExecutor(Executor):
         adapt: bool,
         starting: _PoolStart | None,
         sent: tuple[Iterator[Any], ...] = (),
+        warm_up_after: int = 0,
     ) -> Iterator[Iterator[Any]]:
         """Batches of in-process work. With ``adapt``, the decision is re-checked each time the
         work done has doubled (and when it reaches a pool start, for inputs without a length),
@@ -577,6 +667,8 @@ class AutoExecutor(Executor):
                 if first is _END:
                     if starting is not None:
                         self._record_input_ended(fn, starting, done - sampled)
+                    elif warm_up_after:
+                        self._warm_up(warm_up_after)
                     return
                 started = time.perf_counter()
                 # The item read to see whether the input goes on, then the rest of the batch:
