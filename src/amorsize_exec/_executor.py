@@ -251,6 +251,27 @@ class AutoExecutor(Executor):
         starting = None
         if decision.lane == "process":
             starting = self._start_pool(decision, profile, options)
+            if starting.answered.done():  # it waited (no core to spare): hand over at once
+                planned = decision
+                decision, profile, stats = self._decide(
+                    stats, horizon, chunksize, sample, length_known=remaining is not None
+                )
+                starting.lease.release()
+                starting = None
+                if decision.lane == "process":
+                    # The plan on the running pool, with the prediction that counted its start.
+                    decision = replace(decision, predicted_speedup=planned.predicted_speedup)
+                    self._record(
+                        "map",
+                        name,
+                        decision,
+                        stats=stats,
+                        profile=profile,
+                        total=total,
+                        remaining=remaining,
+                    )
+                    tail = self._pool_stream(fn, args, decision, options)
+                    return itertools.chain(sample.replay(), *sent, tail)
         return self._serial_stream(
             fn,
             iterators,
@@ -709,7 +730,20 @@ class AutoExecutor(Executor):
                     continue
                 if starting is None and not self.pool_source(decision.workers).is_warm():
                     starting = self._start_pool(decision, profile, options, mid_run=True)
-                    continue
+                    if not starting.answered.done():
+                        continue  # items go on here until a worker answers
+                    decision, profile, stats = self._decide(
+                        observed,
+                        horizon,
+                        options.chunksize,
+                        sample,
+                        length_known=left is not None,
+                        spent_s=spent_s,
+                    )
+                    if decision.lane == "serial":
+                        starting.lease.release()
+                        starting = None
+                        continue
                 reason = decision.reason
                 if starting is not None:
                     # Keep the prediction made before the start: it is the one that counted it.
