@@ -27,6 +27,7 @@ ones in the pool (``_submit``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -715,7 +716,8 @@ class AutoExecutor(Executor):
                         next_check_s = min(next_check_s, start_s)
                 horizon = left if left is not None else _cost_model.horizon_for_unknown_length(done)
                 observed = replace(stats, compute_s=per_item_s, items=done)
-                decision, profile, stats = self._decide(
+                decide_now = functools.partial(
+                    self._decide,
                     observed,
                     horizon,
                     options.chunksize,
@@ -723,6 +725,7 @@ class AutoExecutor(Executor):
                     length_known=left is not None,
                     spent_s=spent_s,
                 )
+                decision, profile, stats = decide_now()
                 if decision.lane == "serial":
                     if starting is not None:  # cheaper than it looked: stay; the pool stays warm
                         starting.lease.release()
@@ -732,14 +735,7 @@ class AutoExecutor(Executor):
                     starting = self._start_pool(decision, profile, options, mid_run=True)
                     if not starting.answered.done():
                         continue  # items go on here until a worker answers
-                    decision, profile, stats = self._decide(
-                        observed,
-                        horizon,
-                        options.chunksize,
-                        sample,
-                        length_known=left is not None,
-                        spent_s=spent_s,
-                    )
+                    decision, profile, stats = decide_now()  # on the running pool
                     if decision.lane == "serial":
                         starting.lease.release()
                         starting = None
