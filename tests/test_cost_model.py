@@ -10,7 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amorsize_exec import Settings, choose_chunksize, decide, predict_parallel_s
-from amorsize_exec._cost_model import choose_submit_lane, format_seconds, horizon_for_unknown_length
+from amorsize_exec._cost_model import (
+    choose_submit_lane,
+    format_seconds,
+    horizon_for_unknown_length,
+    parent_share_while_starting,
+)
 from amorsize_exec._sampler import SampleStats
 from amorsize_exec.testing import make_profile
 
@@ -64,6 +69,35 @@ def test_warm_pool_makes_a_small_job_worth_it() -> None:
     assert cold.lane == "serial"  # 200 ms of work against 200 ms of pool start
     assert warm.lane == "process"
     assert "pool warm" in warm.reason
+
+
+def test_unknown_length_chunks_are_sized_by_time_not_by_the_horizon() -> None:
+    # 200 items done so far, 1 ms each: the horizon would cut chunks of ceil(200 / 8.4) = 24.
+    d = decide(stats(0.001), TWO_CORES, SETTINGS, 200, warm_workers=2, length_known=False)
+    assert (d.lane, d.chunksize) == ("process", 50)  # target_chunk_s / t
+    known = decide(stats(0.001), TWO_CORES, SETTINGS, 200, warm_workers=2)
+    assert known.chunksize == 24
+
+
+def test_a_start_already_paid_in_process_no_longer_counts_against_the_pool() -> None:
+    # 100 items x 2 ms against a 200 ms start: serial; once the run has spent the start, buy.
+    cold = decide(stats(0.002), TWO_CORES, SETTINGS, 100, length_known=False)
+    paid = decide(stats(0.002), TWO_CORES, SETTINGS, 100, length_known=False, start_paid=True)
+    assert cold.lane == "serial"
+    assert paid.lane == "process"
+    assert "rent-or-buy" in paid.reason
+
+
+def test_the_parent_runs_items_during_a_start_only_with_a_core_to_spare() -> None:
+    four = make_profile(usable_cpus=4)
+    assert parent_share_while_starting(2, TWO_CORES, SETTINGS) == 0.0
+    assert parent_share_while_starting(2, four, SETTINGS) == SETTINGS.parent_share_during_start
+    assert parent_share_while_starting(4, four, SETTINGS) == 0.0
+    s = stats(0.001)
+    alone = predict_parallel_s(s, four, 1000, 2, 50, spawn_s=0.3)
+    helped = predict_parallel_s(s, four, 1000, 2, 50, spawn_s=0.3, parent_share=0.5)
+    # 0.3 s x 0.5 / 1 ms = 150 items run here, each saving the pool about t / 2.
+    assert helped == pytest.approx(alone - 150 * (alone - 0.3) / 1000, rel=1e-9)
 
 
 def test_more_cores_use_more_workers_when_work_is_large() -> None:

@@ -14,9 +14,8 @@ Predicted parallel time of ``n`` items on ``w`` workers with chunks of ``c`` ite
 with ``t`` compute per item, ``s`` serialization per item, ``b`` pickled bytes per item,
 ``rt`` the chunk round trip, ``f`` the cost of pickling the function (sent with each chunk),
 ``T_pool`` the three middle terms, and ``share`` the part of a core the parent keeps while
-workers start (it goes on running items in-process until the pool answers).
-The card's rule: a pool only if 2 workers reach
-``Settings.min_speedup``.
+workers start (it goes on running items in-process until the pool answers). The card's rule:
+a pool only if 2 workers reach ``Settings.min_speedup``.
 """
 
 from __future__ import annotations
