@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
 from typing import Any
 
@@ -27,9 +27,8 @@ class ChunkedMap:
 
     The first ``window`` chunks are submitted by the constructor, so that work starts when
     ``map()`` is called, as with the stdlib; later chunks are submitted as the consumer takes
-    results. Chunks already ``submitted`` by the caller come first. ``cancel()`` may be called
-    from any thread (``shutdown(cancel_futures=True)``). On ``KeyboardInterrupt`` while
-    waiting, ``on_interrupt`` runs (the executor kills the pool).
+    results. ``cancel()`` may be called from any thread (``shutdown(cancel_futures=True)``).
+    On ``KeyboardInterrupt`` while waiting, ``on_interrupt`` runs (the executor kills the pool).
     """
 
     def __init__(
@@ -43,14 +42,13 @@ class ChunkedMap:
         deadline: float | None,
         on_close: Callable[[], None] = lambda: None,
         on_interrupt: Callable[[], None] = lambda: None,
-        submitted: Iterable[Future[ChunkResult]] = (),
     ) -> None:
         self._submit_chunk = submit_chunk
         self._fn = fn
         self._args = args
         self._chunksize = chunksize
         self._deadline = deadline
-        self._pending: deque[Future[ChunkResult]] = deque(submitted)
+        self._pending: deque[Future[ChunkResult]] = deque()
         self._on_interrupt = on_interrupt
         # Runs once: at the end of iteration, or when a never-consumed map is garbage collected.
         self._close = weakref.finalize(self, _cancel_and_release, self._pending, on_close)
