@@ -223,9 +223,20 @@ class AutoExecutor(Executor):
             self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
             return itertools.chain(sample.replay(), *sent)
         horizon = remaining if remaining is not None else len(sample.results)
-        decision, profile, stats = self._decide(
-            stats, horizon, chunksize, sample, length_known=remaining is not None
+        decide_now = functools.partial(
+            self._decide, stats, horizon, chunksize, sample, length_known=remaining is not None
         )
+        decision, profile, stats = decide_now()
+        starting = None
+        if decision.lane == "process" and not self.pool_source(decision.workers).is_warm():
+            starting = self._start_pool(decision, profile, options)
+            if starting.answered.done():  # it waited (no core to spare): plan on the running pool
+                planned = decision
+                decision, profile, stats = decide_now()
+                starting.lease.release()
+                starting = None
+                if decision.lane == "process":  # with the prediction that counted the start
+                    decision = replace(decision, predicted_speedup=planned.predicted_speedup)
         if sent:
             decision = replace(
                 decision,
@@ -246,33 +257,9 @@ class AutoExecutor(Executor):
         self._record(
             "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
         )
-        if decision.lane == "process" and self.pool_source(decision.workers).is_warm():
+        if decision.lane == "process" and starting is None:
             tail = self._pool_stream(fn, args, decision, options)
             return itertools.chain(sample.replay(), *sent, tail)
-        starting = None
-        if decision.lane == "process":
-            starting = self._start_pool(decision, profile, options)
-            if starting.answered.done():  # it waited (no core to spare): hand over at once
-                planned = decision
-                decision, profile, stats = self._decide(
-                    stats, horizon, chunksize, sample, length_known=remaining is not None
-                )
-                starting.lease.release()
-                starting = None
-                if decision.lane == "process":
-                    # The plan on the running pool, with the prediction that counted its start.
-                    decision = replace(decision, predicted_speedup=planned.predicted_speedup)
-                    self._record(
-                        "map",
-                        name,
-                        decision,
-                        stats=stats,
-                        profile=profile,
-                        total=total,
-                        remaining=remaining,
-                    )
-                    tail = self._pool_stream(fn, args, decision, options)
-                    return itertools.chain(sample.replay(), *sent, tail)
         return self._serial_stream(
             fn,
             iterators,
@@ -342,6 +329,11 @@ class AutoExecutor(Executor):
     def submit_workers(self) -> int:
         """Workers for the pool that ``submit`` uses."""
         return self._worker_cap(self._probe.profile())
+
+    def _warm_workers(self, profile: MachineProfile) -> int:
+        """Size of the largest pool this executor may use that is warm now (0 if none)."""
+        cap = self._worker_cap(profile)
+        return max((w for w in range(2, cap + 1) if self.pool_source(w).is_warm()), default=0)
 
     def _worker_cap(self, profile: MachineProfile) -> int:
         """Most workers allowed: the user's ``max_workers``, else the usable CPUs."""
@@ -451,21 +443,19 @@ class AutoExecutor(Executor):
             return None
         if options.chunksize is not None:
             return None  # the caller chose how items travel
-        cap = self._worker_cap(self._probe.profile())
-        warm = [w for w in range(2, cap + 1) if self.pool_source(w).is_warm()]
-        if not warm:
+        workers = self._warm_workers(self._probe.profile())
+        if not workers:
             return None
         args = zip(*iterators, strict=False)
         first = next(args, None)
         if first is None:
             return _Ahead([iter(()) for _ in iterators], None, 0)
-        workers = max(warm)
+        first_item = [iter((value,)) for value in first]
         items = list(itertools.islice(args, workers))
         if not items:
-            return _Ahead([iter((value,)) for value in first], None, 0)
+            return _Ahead(first_item, None, 0)
         one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
-        stream = self._pool_stream(fn, iter(items), one_each, options)
-        return _Ahead([iter((value,)) for value in first], stream, len(items))
+        return _Ahead(first_item, self._pool_stream(fn, iter(items), one_each, options), len(items))
 
     def _decide(
         self,
@@ -516,15 +506,13 @@ class AutoExecutor(Executor):
         length_known: bool,
         start_paid: bool,
     ) -> Decision:
-        cap = self._worker_cap(profile)
-        warm = [w for w in range(2, cap + 1) if self.pool_source(w).is_warm()]
         return _cost_model.decide(
             stats,
             profile,
             self._settings,
             n,
             max_workers=self._max_workers,
-            warm_workers=max(warm, default=0),
+            warm_workers=self._warm_workers(profile),
             chunksize=chunksize,
             length_known=length_known,
             start_paid=start_paid,
