@@ -6,9 +6,10 @@ a pool would pay; the rest runs serially or on a warm loky pool, and ``last_deci
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import TYPE_CHECKING
+
+from ._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._backends import WorkerPools, default_pools, reset_default_pools
@@ -30,9 +31,7 @@ if TYPE_CHECKING:
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
-#: Where each public name lives. Names load on first use (PEP 562): every pool worker imports
-#: this package on its way to ``_backends._worker``, and the executor, cost model, machine probe
-#: and ``importlib.metadata`` made a cold pool's first answer ~100 ms slower (2 cores).
+#: Where each public name lives; it is loaded on first use (see ``_lazy``).
 _SUBMODULE_OF = {
     "AmorsizeError": "._errors",
     "AmorsizeWarning": "._errors",
@@ -47,6 +46,7 @@ _SUBMODULE_OF = {
     "SystemProbe": "._machine",
     "UnpicklableResultError": "._errors",
     "WorkerPools": "._backends",
+    "__version__": "._version",
     "choose_chunksize": "._cost_model",
     "decide": "._cost_model",
     "default_pools": "._backends",
@@ -57,36 +57,12 @@ _SUBMODULE_OF = {
     "reset_default_probe": "._machine",
 }
 
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415 - slow
-
-    try:
-        return version("amorsize-exec")
-    except PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
-
-
-def _load(name: str) -> object:
-    """The public attribute ``name``, imported now and cached as a module global."""
-    if name == "__version__":
-        value: object = _version()
-    elif name in _SUBMODULE_OF:
-        value = getattr(importlib.import_module(_SUBMODULE_OF[name], __name__), name)
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
+_load, __dir__ = lazy_attributes(__name__, _SUBMODULE_OF, globals())
 
 # Hidden from type checkers, which would otherwise accept any attribute of the package (a typo
 # included) as the return type of ``__getattr__``; the imports above give them the real types.
 if not TYPE_CHECKING:
     __getattr__ = _load
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -3,8 +3,9 @@ drives any lease. Later lanes (threads, Dask) plug in as further ``PoolSource`` 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Protocol
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from ._chunks import ChunkedMap, wait_quietly
@@ -46,23 +47,12 @@ _SUBMODULE_OF = {
 }
 
 
-def _load(name: str) -> object:
-    """The attribute ``name``, imported now and cached as a module global."""
-    if name not in _SUBMODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value: object = getattr(importlib.import_module(_SUBMODULE_OF[name], __name__), name)
-    globals()[name] = value
-    return value
-
+_load, __dir__ = lazy_attributes(__name__, _SUBMODULE_OF, globals())
 
 # Hidden from type checkers, which would take any attribute (a typo included) for a
 # ``__getattr__`` result; the imports above give them the real types.
 if not TYPE_CHECKING:
     __getattr__ = _load
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [
