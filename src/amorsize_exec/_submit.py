@@ -55,11 +55,10 @@ class SubmitRouter:
     def __init__(self, owner: AutoExecutor) -> None:
         self._owner = owner
         self._lock = threading.Lock()
-        # The thread and the profiles are made on first use: most executors only map, and
-        # on a first call in a process each costs 10-20 us.
+        # The thread is made on first use: most executors only map.
         self._thread: ThreadPoolExecutor | None = None
         self._thread_closed = False
-        self._profiles: weakref.WeakKeyDictionary[Any, _Profile] | None = None
+        self._profiles: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
         self._lease: PoolLease | None = None
         self._pool_futures: set[Future[Any]] = set()
         self._timers: set[threading.Timer] = set()
@@ -297,8 +296,6 @@ class SubmitRouter:
     def _profile_of(self, fn: Callable[..., Any]) -> _Profile | None:
         """The callable's profile, made if new (the caller holds the lock)."""
         key = _profile_key(fn)
-        if self._profiles is None:
-            self._profiles = weakref.WeakKeyDictionary()
         try:
             profile = self._profiles.get(key)
             if profile is None:
@@ -312,7 +309,7 @@ class SubmitRouter:
             self._closed = True
             for timer in self._timers:
                 timer.cancel()
-            profiles = [] if self._profiles is None else list(self._profiles.values())
+            profiles = list(self._profiles.values())
             waiting = [call for p in profiles for call in p.waiting]
             for profile in profiles:
                 profile.waiting = []
