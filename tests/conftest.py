@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
 import amorsize_exec
+from _polling import wait_until
 from amorsize_exec import WorkerPools
 from amorsize_exec.testing import FakeProbe, make_profile
 
@@ -44,17 +44,6 @@ def _alive(process: psutil.Process) -> bool:
 def leftover_children() -> list[psutil.Process]:
     """Live child processes of this test process, interpreter helpers excepted."""
     return [p for p in psutil.Process().children(recursive=True) if _alive(p) and not _is_helper(p)]
-
-
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``predicate`` until it is true or ``timeout_s`` has passed; its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return bool(predicate())
-        time.sleep(interval_s)
 
 
 @pytest.fixture(autouse=True)

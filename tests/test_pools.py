@@ -16,6 +16,7 @@ import loky
 import psutil
 import pytest
 
+from _polling import wait_until
 from _workloads import (
     exit_now,
     exit_on,
@@ -39,15 +40,6 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
-
-
-def wait_until(predicate, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_two_executors_share_one_warm_pool(fake_probe: FakeProbe, pools: WorkerPools) -> None:

@@ -7,13 +7,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, wait
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _polling import wait_until
 from _workloads import (
     add,
     announce_then_wait,
@@ -29,15 +29,6 @@ from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec.testing import FakeProbe
 
 LANES = ["auto", "serial", "process"]
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def create_later(path: Path, seconds: float) -> threading.Timer:
