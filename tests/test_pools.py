@@ -27,7 +27,7 @@ from _workloads import (
     worker_pids,
 )
 from amorsize_exec import AutoExecutor, WorkerPools
-from amorsize_exec._backends import PoolSpec
+from amorsize_exec._backends import PoolSpec, PrivatePool
 from amorsize_exec.testing import FakeProbe
 
 pytestmark = [pytest.mark.processes, pytest.mark.timeout(60)]
@@ -223,3 +223,20 @@ def test_workers_get_their_share_of_blas_threads(fake_probe: FakeProbe) -> None:
         limits = ex.submit(_blas_threads).result(timeout=30)
     share = str(max(1, loky.cpu_count() // 2))
     assert limits == (share, share)
+
+
+@pytest.mark.timeout(60)
+def test_a_pool_counts_as_warm_once_a_worker_has_answered_not_when_asked() -> None:
+    # Decisions treat a warm pool as free: one still starting (0.3 s initializer) is not.
+    pool = PrivatePool(
+        2, mp_context=None, initializer=time.sleep, initargs=(0.3,), max_tasks_per_child=None
+    )
+    lease = pool.lease()
+    try:
+        answered = lease.start()
+        assert not pool.is_warm()
+        answered.result(timeout=30)
+        assert wait_until(pool.is_warm, timeout_s=5.0)
+    finally:
+        lease.release()
+        pool.shutdown(wait=True)
