@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from _workloads import append_line, append_line_slow_in, double, read_lines, spin_then_fail_at
-from amorsize_exec import AutoExecutor, Settings
+from amorsize_exec import AutoExecutor, DecisionRecord, Settings
 from amorsize_exec.testing import FakeProbe, make_profile
 
 
@@ -26,6 +26,16 @@ def assert_each_once(path: Path, n: int) -> list[tuple[int, int]]:
     assert sorted(counts) == list(range(n)), "every item ran"
     assert set(counts.values()) == {1}, f"items run more than once: {counts.most_common(3)}"
     return lines
+
+
+def map_slow_here(ex: AutoExecutor, path: Path, n: int) -> DecisionRecord:
+    """``append_line_slow_in`` over ``range(n)`` (20 ms here, 1 ms in workers), logged to
+    ``path``; checks the results and returns the decision."""
+    me = os.getpid()
+    results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [me] * n))
+    assert results == [x * 3 for x in range(n)]
+    assert ex.last_decision is not None
+    return ex.last_decision
 
 
 @pytest.mark.processes
@@ -57,10 +67,7 @@ def test_cold_pool_starts_while_items_go_on_here(tmp_path: Path) -> None:
     path = tmp_path / "log"
     n = 300
     with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(0.5,)) as ex:
-        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
-        decision = ex.last_decision
-    assert results == [x * 3 for x in range(n)]
-    assert decision is not None
+        decision = map_slow_here(ex, path, n)
     assert decision.lane == "process", decision.summary()
     assert "pool started while" in decision.decision.reason, decision.summary()
     lines = assert_each_once(path, n)
@@ -76,10 +83,7 @@ def test_input_that_ends_before_the_pool_starts_runs_here(tmp_path: Path) -> Non
     path = tmp_path / "log"
     n = 8  # 160 ms in-process, against a start of >= 1 s
     with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(1.0,)) as ex:
-        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
-        decision = ex.last_decision
-    assert results == [x * 3 for x in range(n)]
-    assert decision is not None
+        decision = map_slow_here(ex, path, n)
     assert decision.lane == "serial", decision.summary()
     assert "input ended" in decision.decision.reason, decision.summary()
     assert {pid for _, pid in assert_each_once(path, n)} == {os.getpid()}
@@ -94,10 +98,7 @@ def test_without_a_spare_core_the_map_waits_for_the_start(
     path = tmp_path / "log"
     n = 60
     with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(0.5,)) as ex:
-        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [os.getpid()] * n))
-        decision = ex.last_decision
-    assert results == [x * 3 for x in range(n)]
-    assert decision is not None
+        decision = map_slow_here(ex, path, n)
     assert decision.lane == "process", decision.summary()
     here = [x for x, pid in assert_each_once(path, n) if pid == os.getpid()]
     # The sample only: the rest goes to the pool once it has started, none ran here meanwhile.
@@ -183,15 +184,10 @@ def test_a_costly_callable_sends_items_ahead_to_the_warm_pool(
     me = os.getpid()
     n = 40
     with AutoExecutor(probe=cheap_pool_probe) as ex:
-        first = tmp_path / "first"
-        list(ex.map(append_line_slow_in, [str(first)] * n, range(n), [me] * n))
-        assert ex.last_decision is not None
-        assert ex.last_decision.lane == "process", ex.last_decision.summary()
+        first = map_slow_here(ex, tmp_path / "first", n)
+        assert first.lane == "process", first.summary()
         path = tmp_path / "second"
-        results = list(ex.map(append_line_slow_in, [str(path)] * n, range(n), [me] * n))
-        decision = ex.last_decision
-    assert results == [x * 3 for x in range(n)]
-    assert decision is not None
+        decision = map_slow_here(ex, path, n)
     assert "2 items sent ahead" in decision.decision.reason, decision.summary()
     pids = dict(assert_each_once(path, n))
     assert pids[0] == me, "the first item is the sample"
