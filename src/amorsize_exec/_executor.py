@@ -714,6 +714,14 @@ class AutoExecutor(Executor):
                     spent_s=spent_s,
                 )
                 decision, profile, stats = decide_now()
+                logger.debug(
+                    "map(%s) re-check after %d items, %.3f s here: %s - %s",
+                    callable_name(fn),
+                    done,
+                    spent_s,
+                    decision.lane,
+                    decision.reason,
+                )
                 if decision.lane == "serial":
                     if starting is not None:  # cheaper than it looked: stay; the pool stays warm
                         starting.lease.release()
