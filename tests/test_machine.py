@@ -22,6 +22,7 @@ class _Refuse:
 
 class _Lease:
     warm = False
+    forked = False
 
     def __init__(self, pools: _Pools) -> None:
         self._pools = pools

@@ -32,6 +32,7 @@ from _faults import (
     sleep_then_return,
     spin_then_return,
 )
+from _workloads import worker_pids
 from amorsize_exec import AutoExecutor, UnpicklableResultError
 from amorsize_exec.testing import FakeProbe, make_profile
 
@@ -154,12 +155,7 @@ def test_worker_killed_from_outside_is_reported_with_its_signal() -> None:
         workers: list[psutil.Process] = []
         deadline = time.monotonic() + 20
         while not workers and time.monotonic() < deadline:
-            workers = [
-                p
-                for p in psutil.Process().children()
-                if "loky" in " ".join(p.cmdline())
-                and "resource_tracker" not in " ".join(p.cmdline())
-            ]
+            workers = [psutil.Process(pid) for pid in worker_pids()]
             time.sleep(0.05)
         assert workers
         workers[0].send_signal(signal.SIGKILL)

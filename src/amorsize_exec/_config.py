@@ -67,6 +67,10 @@ class Settings:
     #: 0.3 s, cold predictions were within 25% (quick run: -11% and +3%; with 0.2 s they were
     #: 17-44% too high in the full run). Calibration measures the warm costs, never this one.
     prior_pool_start_s: float = 0.3
+    #: Start of a cold 2-worker pool whose workers are forked (``fork_single_threaded``), until
+    #: its first answer: 12-16 ms from the first task (5 fresh interpreters, quiet 2 cores,
+    #: against 220-268 ms for loky's fork+exec), plus the parent's launch of the pool.
+    prior_fork_start_s: float = 0.02
     #: Extra start cost per worker beyond two (parent-side launch of one more interpreter); a
     #: guess: the 2-core benchmark machine never starts more than two.
     worker_launch_s: float = 0.005
@@ -89,6 +93,11 @@ class Settings:
     send_ahead_above_s: float = 0.01
     #: Idle workers exit after this many seconds; after that the pool counts as cold again.
     pool_idle_timeout_s: float = 300.0
+    #: 1: a new shared pool forks its workers when this process runs a single thread (Linux),
+    #: as the stdlib's pool does there; 0: always loky's fork+exec start. With one thread no
+    #: lock can be held mid-update by another thread, so forking is safe; it cut a cold pool's
+    #: start from ~0.24 s to ~15 ms (see ``prior_fork_start_s``).
+    fork_single_threaded: int = 1
 
     # --- adaptation of serial runs (design §4, rent-or-buy) ----------------------------------
     #: A serial run re-checks its decision each time its measured work has doubled, starting here.

@@ -191,7 +191,8 @@ def decide(
         if start_paid:
             return "pool start paid by the in-process run so far (rent-or-buy)"
         meanwhile = parent_share_while_starting(workers, profile, settings) > 0
-        return f"pool start {format_seconds(profile.spawn_s(workers))}" + (
+        forked = " (forked)" if profile.start_method == "fork" else ""
+        return f"pool start {format_seconds(profile.spawn_s(workers))}{forked}" + (
             " (items run here meanwhile)" if meanwhile else ""
         )
 

@@ -10,6 +10,7 @@ warm pool, so its start is not wasted: the run that needed the measurement then 
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -42,6 +43,8 @@ class MachineProfile:
         chunk_roundtrip_s: warm round trip of one small task.
         ipc_s_per_byte: pipe cost per byte sent to or from a worker.
         calibrated: ``True`` if the three costs were measured here, ``False`` if priors.
+        fork_start_s: start of a cold 2-worker pool whose workers are forked, or ``None`` where
+            pools never fork (not Linux); see ``forking()``.
     """
 
     usable_cpus: int
@@ -53,10 +56,18 @@ class MachineProfile:
     chunk_roundtrip_s: float
     ipc_s_per_byte: float
     calibrated: bool = False
+    fork_start_s: float | None = None
 
     def spawn_s(self, workers: int) -> float:
         """Predicted start cost of a cold pool of ``workers``."""
         return self.pool_start_s + self.worker_launch_s * max(0, workers - 2)
+
+    def forking(self) -> MachineProfile:
+        """This profile for a pool whose workers will be forked (``WorkerPools`` forks them
+        while the process runs a single thread): the same, with the fork's start cost."""
+        if self.fork_start_s is None:
+            return self
+        return replace(self, start_method="fork", pool_start_s=self.fork_start_s)
 
 
 class MachineProbe(Protocol):
@@ -99,6 +110,9 @@ class SystemProbe:
                     worker_launch_s=s.worker_launch_s,
                     chunk_roundtrip_s=s.prior_chunk_roundtrip_s,
                     ipc_s_per_byte=s.prior_ipc_s_per_byte,
+                    fork_start_s=(
+                        s.prior_fork_start_s if sys.platform.startswith("linux") else None
+                    ),
                 )
             return self._profile
 
@@ -131,10 +145,13 @@ class SystemProbe:
             )
         finally:
             lease.release()
+        # A pool that was already warm tells nothing about a cold start: keep the prior.
+        if not lease.warm and lease.forked:
+            base = replace(base, fork_start_s=start_s)
+        elif not lease.warm:
+            base = replace(base, pool_start_s=start_s)
         return replace(
             base,
-            # A pool that was already warm tells nothing about a cold start: keep the prior.
-            pool_start_s=base.pool_start_s if lease.warm else start_s,
             chunk_roundtrip_s=roundtrip_s,
             ipc_s_per_byte=max(0.0, transfer_s - roundtrip_s) / _IPC_PROBE_BYTES,
             calibrated=True,

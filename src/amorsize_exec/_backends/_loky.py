@@ -10,6 +10,13 @@ caller (joblib included) shuts down by asking for other kwargs, so we never use 
   An executor only *leases* a pool; its ``shutdown()`` never stops shared workers.
 * idle workers exit after ``Settings.pool_idle_timeout_s`` (loky's ``timeout``); loky's own
   ``atexit`` hook stops the rest, so no worker outlives the interpreter.
+* a new shared pool **forks** its workers if this process runs a single thread (Linux), as the
+  stdlib's pool does there: ~15 ms to a first answer instead of loky's ~0.24 s fork+exec. With
+  one thread, no other thread can hold a lock that the children would inherit locked. Such a
+  pool never forks again: loky would re-fork idle-expired workers from a process that then runs
+  the pool's own threads, so its workers stay until a lease finds it idle past the timeout and
+  replaces it (or the interpreter exits). Workers then get their BLAS thread limits from the
+  initializer, before the code they run can load a BLAS library.
 * a pool whose worker died is broken for good; the next lease replaces it with a fresh one.
 * pools with an ``initializer`` or ``max_tasks_per_child`` are **private** to one executor
   (``PrivatePool``) and stopped by its ``shutdown()``.
@@ -18,6 +25,8 @@ caller (joblib included) shuts down by asking for other kwargs, so we never use 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,9 +64,10 @@ class PoolSpec:
 class _Pool:
     """One executor plus the bookkeeping the lease logic needs."""
 
-    def __init__(self, executor: Executor, *, stdlib: bool) -> None:
+    def __init__(self, executor: Executor, *, stdlib: bool, forked: bool = False) -> None:
         self.executor = executor
         self.stdlib = stdlib  # the stdlib pickles with pickle: calls travel as cloudpickle bytes
+        self.forked = forked  # workers forked from this process (see the module docstring)
         self.leases = 0
         self._seen_broken = False
         #: True once a task came back: workers are up. Set on completion, not on submission,
@@ -137,6 +147,8 @@ class PoolLease:
         self._lock = threading.Lock()
         #: Whether workers were already running when the lease was taken.
         self.warm = warm
+        #: Whether the pool's workers are forked from this process (their start is cheaper).
+        self.forked = pool.forked
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         return self._pool.submit(fn, *args, **kwargs)
@@ -184,12 +196,25 @@ def thread_limits(workers: int, start_method: str) -> dict[str, str] | None:
 
     Without it, ``w`` workers each start one BLAS thread per CPU: on 2 cores, numpy's linear
     algebra ran 5.8x slower in a warm pool than in a loop (benchmarks, numpy_linalg). loky
-    applies ``env`` only with its own start method.
+    applies ``env`` only with its own start method; forked workers apply it in their
+    initializer; other start methods may have loaded BLAS before either (``__main__`` is
+    re-imported), so they get none.
     """
     if start_method != "loky":
         return None
     share = str(max(1, loky.cpu_count() // max(1, workers)))
     return dict.fromkeys(_THREAD_LIMIT_VARS, share)
+
+
+def single_threaded() -> bool:
+    """True if this process runs one OS thread, BLAS and OpenMP pools included (Linux: the
+    entries of ``/proc/self/task``, ~20 us): only then is forking it safe."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
 
 
 def _loky_context(start_method: str) -> Any:
@@ -204,10 +229,27 @@ class WorkerPools:
         self._lock = threading.Lock()
         self._pools: dict[PoolSpec, _Pool] = {}
 
+    def _idle(self, pool: _Pool) -> bool:
+        return time.monotonic() - pool.last_used >= self._settings.pool_idle_timeout_s
+
     def _is_warm(self, pool: _Pool | None) -> bool:
         if pool is None or pool.broken or not pool.started:
             return False
-        return time.monotonic() - pool.last_used < self._settings.pool_idle_timeout_s
+        return not self._idle(pool)
+
+    def _stale(self, pool: _Pool) -> bool:
+        """True if the next lease replaces ``pool``: broken, or forked and idle past the
+        timeout (forked workers do not exit on their own; see the module docstring)."""
+        return pool.broken or (pool.forked and pool.leases == 0 and self._idle(pool))
+
+    def forks_new_pools(self, start_method: str = "loky") -> bool:
+        """True if a pool made now for ``start_method`` would fork its workers, so that its
+        start costs ``MachineProfile.forking()``'s. A live pool's own threads make it False."""
+        return (
+            start_method == "loky"
+            and bool(self._settings.fork_single_threaded)
+            and single_threaded()
+        )
 
     def is_warm(self, spec: PoolSpec) -> bool:
         """True if a lease on ``spec`` would not pay the start cost."""
@@ -219,28 +261,40 @@ class WorkerPools:
         retired: list[_Pool] = []
         with self._lock:
             pool = self._pools.get(spec)
-            if pool is not None and pool.broken:
+            if pool is not None and self._stale(pool):
                 retired.append(self._pools.pop(spec))
                 pool = None
             warm = self._is_warm(pool)
             if pool is None:
-                pool = _Pool(
-                    loky.ProcessPoolExecutor(
-                        max_workers=spec.workers,
-                        timeout=self._settings.pool_idle_timeout_s,
-                        context=_loky_context(spec.start_method),
-                        initializer=initialize_worker,
-                        initargs=(None, ()),
-                        env=thread_limits(spec.workers, spec.start_method),
-                    ),
-                    stdlib=False,
-                )
+                pool = self._new_pool(spec)
                 self._pools[spec] = pool
                 retired.extend(self._evict_idle(keep=spec))
             pool.leases += 1
         for old in retired:
             old.shutdown(wait=False)
         return PoolLease(pool, self._give_back, warm=warm)
+
+    def _new_pool(self, spec: PoolSpec) -> _Pool:
+        forked = self.forks_new_pools(spec.start_method)
+        limits = thread_limits(spec.workers, spec.start_method)
+        if forked:  # loky's get_context("fork") would warn about threads we just ruled out
+            executor = loky.ProcessPoolExecutor(
+                max_workers=spec.workers,
+                timeout=None,
+                context=multiprocessing.get_context("fork"),
+                initializer=initialize_worker,
+                initargs=(None, (), limits),
+            )
+        else:
+            executor = loky.ProcessPoolExecutor(
+                max_workers=spec.workers,
+                timeout=self._settings.pool_idle_timeout_s,
+                context=_loky_context(spec.start_method),
+                initializer=initialize_worker,
+                initargs=(None, ()),
+                env=limits,
+            )
+        return _Pool(executor, stdlib=False, forked=forked)
 
     def _evict_idle(self, keep: PoolSpec) -> list[_Pool]:
         idle = sorted(

@@ -15,9 +15,16 @@ from .._errors import UnpicklableResultError
 ChunkResult = tuple[list[Any], "BaseException | None"]
 
 
-def initialize_worker(initializer: Callable[..., object] | None, initargs: tuple[Any, ...]) -> None:
-    """Mark the process as ours (nested use then runs serially), then run the user's initializer."""
+def initialize_worker(
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    env: dict[str, str] | None = None,
+) -> None:
+    """Mark the process as ours (nested use then runs serially), set ``env`` (forked workers'
+    BLAS thread limits), then run the user's initializer."""
     os.environ[WORKER_ENV_VAR] = "1"
+    if env:
+        os.environ.update(env)
     if initializer is not None:
         initializer(*initargs)
 
