@@ -221,7 +221,9 @@ class AutoExecutor(Executor):
             done = "the input ended" if sample.error is None else "an item raised"
             decision = Decision.serial(f"{done} during the sample")
             self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
-            return itertools.chain(sample.replay(), *sent)
+            # Alone, the replay is a list iterator, which list() copies in one go (10,000
+            # results: 51 us; 85 us through a chain; timeit, best of 5).
+            return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
         horizon = remaining if remaining is not None else len(sample.results)
         decide_now = functools.partial(
             self._decide, stats, horizon, chunksize, sample, length_known=remaining is not None
