@@ -202,6 +202,22 @@ def test_run_never_pickles_so_cheap_functions_pay_nothing_for_it() -> None:
     assert len(pickled) == 3  # the function, one batch of arguments, one of results
 
 
+def test_a_large_value_is_pickled_alone_not_with_its_batch() -> None:
+    clock = FakeClock()
+    pickled: list[object] = []
+    sampler = recording_sampler(clock, pickled)
+    blobs = [bytes(1 << 20) for _ in range(4)]
+
+    def first_byte(blob: bytes) -> int:
+        clock.advance(0.002)
+        return blob[0]
+
+    sample = sampler.run(first_byte, [iter(blobs)])
+    assert sample.stats is not None
+    sampler.measure_pickling(sample, sample.stats)
+    assert pickled[1:] == [[(blobs[0],)], [0, 0, 0]], "one 1 MB argument; the small results"
+
+
 def test_several_inputs_stop_at_the_shortest_and_batches_lose_nothing() -> None:
     clock = FakeClock()
 
