@@ -88,6 +88,22 @@ def test_a_start_already_paid_in_process_no_longer_counts_against_the_pool() -> 
     assert "rent-or-buy" in paid.reason
 
 
+def test_unknown_length_with_a_free_start_assumes_a_few_chunks_per_worker() -> None:
+    # 20 items done, 1 ms each: one 50-item chunk would hold all of them; with a warm pool (or
+    # a start paid) the input is assumed to go on for 4 chunks per worker.
+    warm = decide(stats(0.001), TWO_CORES, SETTINGS, 20, warm_workers=2, length_known=False)
+    assert (warm.lane, warm.chunksize) == ("process", 50)
+    assert warm.reason.startswith("400 items")
+    paid = decide(stats(0.001), TWO_CORES, SETTINGS, 20, length_known=False, start_paid=True)
+    assert paid.lane == "process"
+    cold = decide(stats(0.001), TWO_CORES, SETTINGS, 20, length_known=False)
+    assert cold.lane == "serial", "a cold start is still bought by rent-or-buy"
+    known = decide(stats(0.001), TWO_CORES, SETTINGS, 20, warm_workers=2)
+    assert known.reason.startswith("20 items"), "a known length is never raised"
+    cheap = decide(stats(1e-6), TWO_CORES, SETTINGS, 20, warm_workers=2, length_known=False)
+    assert cheap.lane == "serial", "per-item economics still decide"
+
+
 def test_the_parent_runs_items_during_a_start_only_with_a_core_to_spare() -> None:
     four = make_profile(usable_cpus=4)
     assert parent_share_while_starting(2, TWO_CORES, SETTINGS) == 0.0

@@ -131,6 +131,19 @@ def horizon_for_unknown_length(items_done: int) -> int:
     return max(1, items_done)
 
 
+def horizon_once_start_is_free(stats: SampleStats, workers: int, settings: Settings) -> int:
+    """Items an input without a length is assumed to go on for once its pool costs nothing to
+    start (warm, or its start paid in-process): enough for a few chunks per worker, so that
+    only the per-item economics decide.
+
+    On the items done so far, a chunk of ``target_chunk_s`` held them all: a generator of
+    1 ms items stayed serial beside a warm pool until ~90 items (the demo). If the input ends
+    sooner, a warm pool has cost one round trip and the pickling of the items it ran.
+    """
+    chunk = choose_chunksize(stats.compute_s, None, workers, stats.cv, settings)
+    return workers * settings.chunks_per_worker * chunk
+
+
 def decide(
     stats: SampleStats | None,
     profile: MachineProfile,
@@ -149,7 +162,9 @@ def decide(
         stats: what the sample measured; ``None`` if nothing could be measured.
         profile: machine facts and pool costs.
         settings: thresholds and targets.
-        n_remaining: items left to run (for an input without a length: the horizon assumed).
+        n_remaining: items left to run (for an input without a length: the horizon assumed,
+            raised to a few chunks per worker once the start is free; see
+            ``horizon_once_start_is_free``).
         max_workers: the user's cap on workers.
         warm_workers: size of a pool that is already running (0 if none): no start cost for it.
         chunksize: the user's chunk size, respected if given.
@@ -163,6 +178,9 @@ def decide(
         return Decision.serial(f"cannot use a pool: {stats.unpicklable_reason}")
     if n_remaining <= 0:
         return Decision.serial("the sample was the whole input")
+    if not length_known and (start_paid or warm_workers >= 2):
+        workers = min(profile.usable_cpus, max_workers or profile.usable_cpus)
+        n_remaining = max(n_remaining, horizon_once_start_is_free(stats, workers, settings))
     cap = min(profile.usable_cpus, max_workers or profile.usable_cpus, n_remaining)
     if cap < 2:
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
