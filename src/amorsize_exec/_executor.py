@@ -233,21 +233,12 @@ class AutoExecutor(Executor):
         if decision.lane == "process" and not self.pool_source(decision.workers).is_warm():
             starting = self._start_pool(decision, profile, options)
             if starting.answered.done():  # it waited (no core to spare): plan on the running pool
-                planned, planned_on = decision, profile
                 decision, profile, stats = decide_now()
                 starting.lease.release()
+                if decision.lane == "process":
+                    decision, profile = starting.as_planned(decision, profile)
+                    decision = replace(decision, reason=starting.decision.reason)
                 starting = None
-                if decision.lane == "process":  # recorded with the prediction that paid the start
-                    decision = replace(
-                        decision,
-                        predicted_speedup=planned.predicted_speedup,
-                        reason=planned.reason,
-                    )
-                    profile = replace(
-                        profile,
-                        start_method=planned_on.start_method,
-                        pool_start_s=planned_on.pool_start_s,
-                    )
         if sent:
             decision = replace(
                 decision,
@@ -553,7 +544,7 @@ class AutoExecutor(Executor):
         they gain (``_cost_model.parent_share_while_starting``)."""
         lease = self.pool_source(decision.workers).lease()
         try:
-            starting = _PoolStart(lease, lease.start(), decision, mid_run)
+            starting = _PoolStart(lease, lease.start(), decision, profile, mid_run)
         except BaseException:
             lease.release()
             raise
@@ -759,9 +750,7 @@ class AutoExecutor(Executor):
                         continue
                 reason = decision.reason
                 if starting is not None:
-                    # Keep the prediction made before the start: it is the one that counted it.
-                    predicted = starting.decision.predicted_speedup
-                    decision = replace(decision, predicted_speedup=predicted)
+                    decision, profile = starting.as_planned(decision, profile)
                     reason = f"pool started while {done - sampled} more items ran here; {reason}"
                 if starting is None or starting.mid_run:
                     reason = "switched mid-run: " + reason
@@ -841,7 +830,21 @@ class _PoolStart:
     lease: PoolLease
     answered: Future[Any]  # done once a worker has answered (or the start failed)
     decision: Decision  # the decision that started it: its prediction counts the start
+    planned_on: MachineProfile  # the profile it rests on, with the start cost it counted
     mid_run: bool  # started by a re-check of a serial run, not by the first decision
+
+    def as_planned(
+        self, decision: Decision, profile: MachineProfile
+    ) -> tuple[Decision, MachineProfile]:
+        """A decision made on the running pool, as recorded: with the prediction and the start
+        (forked or loky's) that bought the pool; the running pool's profile has neither."""
+        planned_on = self.planned_on
+        return (
+            replace(decision, predicted_speedup=self.decision.predicted_speedup),
+            replace(
+                profile, start_method=planned_on.start_method, pool_start_s=planned_on.pool_start_s
+            ),
+        )
 
 
 def _batch_size(seconds: float, per_item_s: float, most: int) -> int:
