@@ -218,6 +218,28 @@ def test_items_sent_ahead_keep_their_place_when_the_rest_stays_here(
 
 @pytest.mark.processes
 @pytest.mark.timeout(60)
+def test_a_generator_beside_a_warm_pool_goes_to_it_at_once(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # Its first decision sees one sampled item (the next ones were sent ahead): on that horizon
+    # alone it said "no parallelism possible: 1 item left" and the demo's run stayed serial.
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        n = 40
+        list(ex.map(append_line, [str(tmp_path / "first")] * n, range(n), [0.02] * n))
+        path = tmp_path / "second"
+        n = 200
+        items = (x for x in range(n))
+        results = list(ex.map(append_line, itertools.repeat(str(path)), items, [0.002] * n))
+        decision = ex.last_decision
+    assert results == [x * 3 for x in range(n)]
+    assert decision is not None
+    assert decision.lane == "process", decision.summary()
+    assert "switched mid-run" not in decision.decision.reason, decision.summary()
+    assert_each_once(path, n)
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
 def test_an_item_sent_ahead_raises_at_its_own_position(cheap_pool_probe: FakeProbe) -> None:
     with AutoExecutor(probe=cheap_pool_probe) as ex:
         n = 40
