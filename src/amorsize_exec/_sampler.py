@@ -279,7 +279,8 @@ class Sampler:
         ):
             if not kept:
                 continue
-            parts = kept[0] if what == "an argument" else (kept[0],)  # arguments: a tuple a call
+            # Each kept argument entry is the tuple of one call's arguments.
+            parts = kept[0] if what == "an argument" else (kept[0],)
             large = any(sys.getsizeof(part) >= _LARGE_VALUE_BYTES for part in parts)
             values = kept[:1] if large else kept
             started = self._clock()
