@@ -59,7 +59,8 @@ PRIORS = {
 }
 
 needs_linux = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="pools fork their workers on Linux only"
+    not sys.platform.startswith("linux"),
+    reason="pools fork their workers on Linux only (and the scripts read /proc)",
 )
 
 
@@ -90,6 +91,7 @@ def test_a_single_threaded_script_forks_its_pool_and_counts_the_cheaper_start() 
     assert result["worker_omp"] == [share, share], "BLAS limits set by the initializer"
 
 
+@needs_linux
 @pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_a_process_with_a_thread_never_forks() -> None:
@@ -99,6 +101,7 @@ def test_a_process_with_a_thread_never_forks() -> None:
     assert result["worker_is_fork"] == [False, False]
 
 
+@needs_linux
 @pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_the_setting_turns_forking_off() -> None:
