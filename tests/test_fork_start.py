@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -64,6 +65,13 @@ needs_linux = pytest.mark.skipif(
 )
 
 
+def script_case(test: Callable[[], None]) -> Callable[[], None]:
+    """A case run in a fresh interpreter: Linux only, starts processes, 60 s at most."""
+    for mark in (pytest.mark.timeout(60), pytest.mark.processes, needs_linux):
+        test = mark(test)
+    return test
+
+
 def run_script(mode: str, **env: str) -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, mode],
@@ -78,9 +86,7 @@ def run_script(mode: str, **env: str) -> dict[str, object]:
     return result
 
 
-@needs_linux
-@pytest.mark.processes
-@pytest.mark.timeout(60)
+@script_case
 def test_a_single_threaded_script_forks_its_pool_and_counts_the_cheaper_start() -> None:
     result = run_script("plain")
     assert result["start_method"] == "fork"
@@ -91,9 +97,7 @@ def test_a_single_threaded_script_forks_its_pool_and_counts_the_cheaper_start() 
     assert result["worker_omp"] == [share, share], "BLAS limits set by the initializer"
 
 
-@needs_linux
-@pytest.mark.processes
-@pytest.mark.timeout(60)
+@script_case
 def test_a_process_with_a_thread_never_forks() -> None:
     result = run_script("thread")
     assert result["start_method"] == "loky"
@@ -101,9 +105,7 @@ def test_a_process_with_a_thread_never_forks() -> None:
     assert result["worker_is_fork"] == [False, False]
 
 
-@needs_linux
-@pytest.mark.processes
-@pytest.mark.timeout(60)
+@script_case
 def test_the_setting_turns_forking_off() -> None:
     result = run_script("plain", AMORSIZE_EXEC_FORK_SINGLE_THREADED="0")
     assert result["start_method"] == "loky"
@@ -127,9 +129,7 @@ print(json.dumps({"forked": [first.forked, second.forked], "same": first_pid == 
 """
 
 
-@needs_linux
-@pytest.mark.processes
-@pytest.mark.timeout(60)
+@script_case
 def test_an_idle_forked_pool_is_replaced_by_a_loky_one() -> None:
     """The first pool's threads still run when the second is made: it must not fork."""
     out = subprocess.run(
