@@ -242,8 +242,8 @@ class AutoExecutor(Executor):
         if sent:
             decision = replace(
                 decision,
-                reason=f"{sent_count} items sent ahead to the warm pool while the first "
-                f"was sampled; {decision.reason}",
+                reason=f"{sent_count} item{'s' if sent_count > 1 else ''} sent ahead to the "
+                f"warm pool while the first was sampled; {decision.reason}",
             )
         warm_up_after = 0
         if decision.lane == "serial":
@@ -444,9 +444,12 @@ class AutoExecutor(Executor):
         self, fn: Callable[..., Any], iterators: list[Iterator[Any]], options: _MapOptions
     ) -> _Ahead | None:
         """If ``fn``'s items were costly last time and a pool is warm, send the items after the
-        first to it, one per worker, while the first is sampled here: else the workers idle
-        through a sample as long as an item (ms200_x8, warm: 1.52x the best pool). If items
-        turned cheap, their results come back one round trip (~1 ms) late."""
+        first to it, one per core the sample leaves free, while the first is sampled here: else
+        the workers idle through a sample as long as an item (ms200_x8, warm: 1.52x the best
+        pool). One per worker would run three processes on 2 cores: the three items end
+        together at 1.5 item-times instead of two at one, the sampled time is 1.5x too long,
+        and 8 items end at 4.5 item-times instead of 4. If items turned cheap, their results
+        come back one round trip (~1 ms) late."""
         try:
             last_item_s = self._item_s.get(fn)
         except TypeError:
@@ -455,15 +458,17 @@ class AutoExecutor(Executor):
             return None
         if options.chunksize is not None:
             return None  # the caller chose how items travel
-        workers = self._warm_workers(self._probe.profile())
-        if not workers:
+        profile = self._probe.profile()
+        workers = self._warm_workers(profile)
+        ahead = min(workers, profile.usable_cpus - 1)
+        if ahead < 1:
             return None
         args = zip(*iterators, strict=False)
         first = next(args, None)
         if first is None:
             return _Ahead([iter(()) for _ in iterators], None, 0)
         first_item = [iter((value,)) for value in first]
-        items = list(itertools.islice(args, workers))
+        items = list(itertools.islice(args, ahead))
         if not items:
             return _Ahead(first_item, None, 0)
         one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
