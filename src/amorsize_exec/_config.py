@@ -87,9 +87,9 @@ class Settings:
 
     # --- warm pools ---------------------------------------------------------------------------
     #: A callable whose items took this long in its previous map gets its next items sent to a
-    #: warm pool (one per worker) while its first is sampled: ms200_x8 ran 1.52x the best pool
-    #: warm (full run) while workers idled through a 200 ms sample. If the items have turned
-    #: cheap, the cost is one round trip (0.5-1.4 ms), under 15% of one such item.
+    #: warm pool (one per core left free) while its first is sampled: ms200_x8 ran 1.52x the
+    #: best pool warm (full run) while workers idled through a 200 ms sample. If the items have
+    #: turned cheap, the cost is one round trip (0.5-1.4 ms), under 15% of one such item.
     send_ahead_above_s: float = 0.01
     #: Idle workers exit after this many seconds; after that the pool counts as cold again.
     pool_idle_timeout_s: float = 300.0

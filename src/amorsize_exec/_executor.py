@@ -5,7 +5,7 @@ Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_
     map(fn, *iterables)
       │ check arguments and state; args = zip(*iterables) stays lazy
       ▼
-    _send_ahead ── fn costly last time and a pool warm: items 2..w+1 go to the pool now
+    _send_ahead ── fn costly last time and a pool warm: items 2..P go to the pool now
       ▼
     Sampler.run ── first items in-process, timed; results kept (never re-run)
       ▼
