@@ -178,10 +178,10 @@ def decide(
         return Decision.serial(f"cannot use a pool: {stats.unpicklable_reason}")
     if n_remaining <= 0:
         return Decision.serial("the sample was the whole input")
+    allowed = min(profile.usable_cpus, max_workers or profile.usable_cpus)
     if not length_known and (start_paid or warm_workers >= 2):
-        workers = min(profile.usable_cpus, max_workers or profile.usable_cpus)
-        n_remaining = max(n_remaining, horizon_once_start_is_free(stats, workers, settings))
-    cap = min(profile.usable_cpus, max_workers or profile.usable_cpus, n_remaining)
+        n_remaining = max(n_remaining, horizon_once_start_is_free(stats, allowed, settings))
+    cap = min(allowed, n_remaining)
     if cap < 2:
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
         return Decision.serial(f"no parallelism possible: {why}")
