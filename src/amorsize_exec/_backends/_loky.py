@@ -277,23 +277,19 @@ class WorkerPools:
     def _new_pool(self, spec: PoolSpec) -> _Pool:
         forked = self.forks_new_pools(spec.start_method)
         limits = thread_limits(spec.workers, spec.start_method)
-        if forked:  # loky's get_context("fork") would warn about threads we just ruled out
-            executor = loky.ProcessPoolExecutor(
-                max_workers=spec.workers,
-                timeout=None,
-                context=multiprocessing.get_context("fork"),
-                initializer=initialize_worker,
-                initargs=(None, (), limits),
-            )
-        else:
-            executor = loky.ProcessPoolExecutor(
-                max_workers=spec.workers,
-                timeout=self._settings.pool_idle_timeout_s,
-                context=_loky_context(spec.start_method),
-                initializer=initialize_worker,
-                initargs=(None, ()),
-                env=limits,
-            )
+        # Forked: multiprocessing's context (loky's get_context("fork") would warn about the
+        # threads just ruled out), no idle timeout (see the module docstring), and the BLAS
+        # limits set by the initializer, since loky applies ``env`` only to its own start.
+        executor = loky.ProcessPoolExecutor(
+            max_workers=spec.workers,
+            timeout=None if forked else self._settings.pool_idle_timeout_s,
+            context=(
+                multiprocessing.get_context("fork") if forked else _loky_context(spec.start_method)
+            ),
+            initializer=initialize_worker,
+            initargs=(None, (), limits if forked else None),
+            env=None if forked else limits,
+        )
         return _Pool(executor, stdlib=False, forked=forked)
 
     def _evict_idle(self, keep: PoolSpec) -> list[_Pool]:
