@@ -324,9 +324,13 @@ class AutoExecutor(Executor):
         """The pool work of ``workers`` processes runs on (private if the setup is ours only)."""
         if self._private is not None:
             return self._private
+        return SharedPool(self._shared_pools(), PoolSpec(workers, self._start_method))
+
+    def _shared_pools(self) -> WorkerPools:
+        """The shared pools, found on first use (see ``__init__``)."""
         if self._pools is None:
             self._pools = _default_pools()
-        return SharedPool(self._pools, PoolSpec(workers, self._start_method))
+        return self._pools
 
     def _profile(self, *, calibrated: bool = False) -> MachineProfile:
         """The probe's profile, with the start cost of this executor's next cold pool: forked
@@ -334,9 +338,8 @@ class AutoExecutor(Executor):
         profile = self._probe.calibrated_profile() if calibrated else self._probe.profile()
         if profile.fork_start_s is None or self._private is not None:
             return profile
-        if self._pools is None:
-            self._pools = _default_pools()
-        return profile.forking() if self._pools.forks_new_pools(self._start_method) else profile
+        forks = self._shared_pools().forks_new_pools(self._start_method)
+        return profile.forking() if forks else profile
 
     def submit_workers(self) -> int:
         """Workers for the pool that ``submit`` uses."""
