@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from _workloads import append_line, append_line_slow_in, double, read_lines, spin_then_fail_at
-from amorsize_exec import AutoExecutor, DecisionRecord, Settings
+from amorsize_exec import AutoExecutor, DecisionRecord, Settings, WorkerPools
 from amorsize_exec.testing import FakeProbe, make_profile
 
 
 def spare_core_probe() -> FakeProbe:
     """4 CPUs and pools that start almost for free: with 2 workers, a core is left to us."""
     return FakeProbe(make_profile(usable_cpus=4, pool_start_s=0.01))
+
+
+@pytest.fixture
+def slow_start_pools() -> Iterator[WorkerPools]:
+    """Shared pools that start through loky's fork + exec (~0.25 s to a first answer), not by a
+    fork (~15 ms), while the probe tells the model a start is almost free: items go on running
+    here for a while after the pool was asked for."""
+    owned = WorkerPools(Settings().replace(fork_single_threaded=0))
+    yield owned
+    owned.shutdown(wait=True)
 
 
 def assert_each_once(path: Path, n: int) -> list[tuple[int, int]]:
@@ -61,12 +71,14 @@ def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Pat
 
 @pytest.mark.processes
 @pytest.mark.timeout(60)
-def test_cold_pool_starts_while_items_go_on_here(tmp_path: Path) -> None:
-    # A core is left to the parent (4 CPUs, 2 workers) and the initializer makes the start take
-    # >= 0.5 s: items keep running here until the pool answers, then the rest goes to it.
+def test_cold_pool_starts_while_items_go_on_here(
+    tmp_path: Path, slow_start_pools: WorkerPools
+) -> None:
+    # A core is left to the parent (4 CPUs, 2 workers) and the start takes ~0.25 s: items keep
+    # running here until the pool answers, then the rest goes to it.
     path = tmp_path / "log"
     n = 300
-    with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(0.5,)) as ex:
+    with AutoExecutor(2, probe=spare_core_probe(), pools=slow_start_pools) as ex:
         decision = map_slow_here(ex, path, n)
     assert decision.lane == "process", decision.summary()
     assert "pool started while" in decision.decision.reason, decision.summary()
@@ -79,10 +91,12 @@ def test_cold_pool_starts_while_items_go_on_here(tmp_path: Path) -> None:
 
 @pytest.mark.processes
 @pytest.mark.timeout(60)
-def test_input_that_ends_before_the_pool_starts_runs_here(tmp_path: Path) -> None:
+def test_input_that_ends_before_the_pool_starts_runs_here(
+    tmp_path: Path, slow_start_pools: WorkerPools
+) -> None:
     path = tmp_path / "log"
-    n = 8  # 160 ms in-process, against a start of >= 1 s
-    with AutoExecutor(2, probe=spare_core_probe(), initializer=time.sleep, initargs=(1.0,)) as ex:
+    n = 8  # 5 items (100 ms) here after the sample, against a start of ~0.25 s
+    with AutoExecutor(2, probe=spare_core_probe(), pools=slow_start_pools) as ex:
         decision = map_slow_here(ex, path, n)
     assert decision.lane == "serial", decision.summary()
     assert "input ended" in decision.decision.reason, decision.summary()
@@ -92,12 +106,12 @@ def test_input_that_ends_before_the_pool_starts_runs_here(tmp_path: Path) -> Non
 @pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_without_a_spare_core_the_map_waits_for_the_start(
-    cheap_pool_probe: FakeProbe, tmp_path: Path
+    cheap_pool_probe: FakeProbe, tmp_path: Path, slow_start_pools: WorkerPools
 ) -> None:
     # 2 CPUs, 2 workers: booting workers would slow items run here more than they gain.
     path = tmp_path / "log"
     n = 60
-    with AutoExecutor(probe=cheap_pool_probe, initializer=time.sleep, initargs=(0.5,)) as ex:
+    with AutoExecutor(probe=cheap_pool_probe, pools=slow_start_pools) as ex:
         decision = map_slow_here(ex, path, n)
     assert decision.lane == "process", decision.summary()
     here = [x for x, pid in assert_each_once(path, n) if pid == os.getpid()]
@@ -171,7 +185,11 @@ def test_endless_input_runs_only_what_is_consumed_and_each_once(
     counts = Counter(x for x, _ in read_lines(path))
     assert set(counts.values()) == {1}
     assert set(range(50)) <= set(counts)
-    assert len(counts) <= 50 + 8, "bounded look-ahead: only a window beyond what was consumed"
+    decision = ex.last_decision
+    assert decision is not None
+    window = decision.decision.workers * Settings().chunks_in_flight_per_worker
+    ahead = window * decision.decision.chunksize
+    assert len(counts) <= 50 + ahead, "bounded look-ahead: only a window beyond what was consumed"
 
 
 @pytest.mark.processes

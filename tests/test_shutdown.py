@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from concurrent.futures import CancelledError, Future, wait
 from pathlib import Path
 from typing import Any
@@ -92,15 +91,15 @@ def test_context_manager(lane: str, fake_probe: FakeProbe) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("lane", ["auto", "serial"])
 def test_cancel_futures_cancels_calls_queued_behind_a_running_one(
-    lane: str, fake_probe: FakeProbe, tmp_path: Path
+    fake_probe: FakeProbe, tmp_path: Path
 ) -> None:
+    # One in-process thread (submit_threads=1): the calls queue behind the blocker.
     gate = tmp_path / "gate"
-    ex = AutoExecutor(lane=lane, probe=fake_probe)  # type: ignore[arg-type]
+    settings = Settings().replace(submit_threads=1)
+    ex = AutoExecutor(lane="serial", probe=fake_probe, settings=settings)
     blocker = ex.submit(wait_for_path, str(gate))
     queued = [ex.submit(double, x) for x in range(6)] + [ex.submit(add, 1, 2)]
-    time.sleep(0.1)  # the calls waiting for a probe's verdict are released after 5 ms
     timer = create_later(gate, 0.3)
     ex.shutdown(wait=True, cancel_futures=True)
     timer.join()
@@ -109,6 +108,7 @@ def test_cancel_futures_cancels_calls_queued_behind_a_running_one(
     assert cancelled == len(queued), "one in-process thread, busy: nothing queued had started"
 
 
+@pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_cancel_futures_cancels_calls_waiting_for_a_probe(tmp_path: Path) -> None:
     # A long probe wait keeps the later calls of the same callable waiting for its verdict.
@@ -123,6 +123,7 @@ def test_cancel_futures_cancels_calls_waiting_for_a_probe(tmp_path: Path) -> Non
     assert assert_cancelled_or_correct(waiting, [str(gate)] * 3) == 3
 
 
+@pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_calls_waiting_for_a_probe_run_after_a_plain_shutdown(tmp_path: Path) -> None:
     settings = Settings().replace(submit_probe_wait_s=30.0)
@@ -137,6 +138,7 @@ def test_calls_waiting_for_a_probe_run_after_a_plain_shutdown(tmp_path: Path) ->
     assert [f.result() for f in [first, *waiting]] == [str(gate)] * 4
 
 
+@pytest.mark.processes
 @pytest.mark.timeout(60)
 def test_a_waiting_call_cancelled_by_the_user_never_runs(tmp_path: Path) -> None:
     settings = Settings().replace(submit_probe_wait_s=30.0)

@@ -106,9 +106,14 @@ class Settings:
     serial_batch_max_items: int = 65536
 
     # --- submit() -------------------------------------------------------------------------------
-    #: How long the first call of a new callable may run in-process before further calls of it
-    #: stop waiting for its profile and go to the pool (the call is then clearly not cheap).
+    #: How long, beyond its expected round trip (the pool's start if cold), the first call of a
+    #: new callable (timed in a worker) keeps further calls of it waiting for its time; then
+    #: they go to the pool too (the call is then clearly not cheap).
     submit_probe_wait_s: float = 0.005
+    #: Most in-process ``submit`` calls at once, each on a thread of its own so that none waits
+    #: behind another (the stdlib ``ThreadPoolExecutor``'s default cap); past it, calls go to
+    #: the pool.
+    submit_threads: int = 32
     #: A task goes to the pool only if it costs this many times the pool's per-task overhead.
     submit_min_cost_ratio: float = 10.0
 

@@ -155,6 +155,7 @@ def decide(
     chunksize: int | None = None,
     length_known: bool = True,
     start_paid: bool = False,
+    isolated: bool = False,
 ) -> Decision:
     """Serial or process, with how many workers and what chunksize, for ``n_remaining`` items.
 
@@ -171,6 +172,9 @@ def decide(
         length_known: ``False`` if ``n_remaining`` is a guess; chunks are then sized by time.
         start_paid: the run has already spent a pool start's worth of time in-process, so
             buying the pool no longer depends on the start (rent-or-buy, design §4).
+        isolated: ``fn`` may not run in this process (``isolate=True``, an initializer): the
+            pool is used whatever it costs, and the model picks the fastest of 1..cap workers
+            and their chunk size; the card's rule does not apply.
     """
     if stats is None:
         return Decision.serial("nothing was measured (the input ended or the first item failed)")
@@ -182,6 +186,10 @@ def decide(
     if not length_known and (start_paid or warm_workers >= 2):
         n_remaining = max(n_remaining, horizon_once_start_is_free(stats, allowed, settings))
     cap = min(allowed, n_remaining)
+    if isolated:
+        return _decide_isolated(
+            stats, profile, settings, n_remaining, cap=max(1, cap), chunksize=chunksize
+        )
     if cap < 2:
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
         return Decision.serial(f"no parallelism possible: {why}")
@@ -235,6 +243,37 @@ def decide(
         predicted_speedup=serial_s / best_time,
         speedup_at_two=speedup_at_two,
         reason=_budget(stats, profile, n_remaining, best_size, start_note(best_workers)),
+    )
+
+
+def _decide_isolated(
+    stats: SampleStats,
+    profile: MachineProfile,
+    settings: Settings,
+    n: int,
+    *,
+    cap: int,
+    chunksize: int | None,
+) -> Decision:
+    """The fastest pool of 1..``cap`` workers for ``n`` items that may not run here; its start
+    is sunk (the items that measured ``stats`` ran on it)."""
+    plans = []
+    for workers in range(1, cap + 1):
+        size = chunksize or choose_chunksize(stats.compute_s, n, workers, stats.cv, settings)
+        plans.append(
+            (predict_parallel_s(stats, profile, n, workers, size, spawn_s=0.0), workers, size)
+        )
+    best_s, workers, size = min(plans)
+    at_two = [t for t, w, _ in plans if w == 2]
+    serial_s = predict_serial_s(stats, n)
+    return Decision(
+        lane="process",
+        workers=workers,
+        chunksize=size,
+        predicted_speedup=serial_s / best_s if best_s > 0 else 1.0,
+        speedup_at_two=serial_s / at_two[0] if at_two and at_two[0] > 0 else 0.0,
+        reason=f"fastest of 1-{cap} workers for items timed in them: "
+        + _budget(stats, profile, n, size, "pool running"),
     )
 
 

@@ -37,7 +37,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from concurrent.futures import TimeoutError as FuturesTimeoutError  # builtin's alias on 3.11+
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, replace
 from typing import Any
@@ -45,6 +44,7 @@ from typing import Any
 from . import _cost_model
 from ._backends import (
     ChunkedMap,
+    ChunkObserver,
     PoolLease,
     PoolSource,
     PoolSpec,
@@ -55,10 +55,12 @@ from ._backends import (
 )
 from ._backends import default_pools as _default_pools
 from ._config import LANES, Lane, Settings, in_worker_process
+from ._deadline import DeadlineStream
 from ._decision import Decision, DecisionRecord, callable_name
 from ._machine import MachineProbe, MachineProfile, default_probe
 from ._sampler import Sample, Sampler, SampleStats, pickling_problem
 from ._submit import SubmitRouter
+from ._worker_sample import WorkerSample
 
 logger = logging.getLogger(__name__)
 _END = object()
@@ -89,8 +91,12 @@ class AutoExecutor(Executor):
         initargs: arguments for ``initializer``.
         max_tasks_per_child: restart workers after this many tasks (Python >= 3.11; the pool is
             then a private stdlib ``ProcessPoolExecutor``).
-        lane: ``"auto"`` (measure and decide), ``"serial"`` or ``"process"`` (forced; the cost
-            model is still consulted for worker count and chunk size).
+        lane: ``"auto"`` (measure and decide), ``"serial"`` or ``"process"`` (forced; in the
+            process lane the model still sizes chunks, from the first items timed in workers).
+        isolate: never run ``fn`` in this process: ``map`` times its first items in the
+            workers and the model picks worker count and chunk size from them; every
+            ``submit`` runs in a worker. Implied by ``initializer`` (``fn`` must not run where
+            it has not run) and by ``lane="process"``.
         strict: if a function or argument cannot be pickled, raise ``TypeError`` naming it
             instead of running serially (the default, logged and kept in ``last_decision``).
         settings: tunables; default ``Settings.from_env()``.
@@ -107,14 +113,19 @@ class AutoExecutor(Executor):
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
         lane: Lane = "auto",
+        isolate: bool = False,
         strict: bool = False,
         settings: Settings | None = None,
         probe: MachineProbe | None = None,
         pools: WorkerPools | None = None,
     ) -> None:
-        _check_constructor_args(max_workers, mp_context, initializer, max_tasks_per_child, lane)
+        _check_constructor_args(
+            max_workers, mp_context, initializer, max_tasks_per_child, lane, isolate=isolate
+        )
         self._max_workers = max_workers
         self._lane = lane
+        # fn never runs here: the workers' setup (initializer) is not this process's.
+        self._isolated = bool(isolate) or initializer is not None or lane == "process"
         self._strict = strict
         self._settings = settings or Settings.from_env()
         self._probe = probe or default_probe()
@@ -180,6 +191,8 @@ class AutoExecutor(Executor):
             return iter(())
         total = _known_length(iterables)
         name = callable_name(fn)
+        if self._isolated and not self._nested:
+            return self._isolated_stream(fn, iterators, total=total, options=options, name=name)
         if self._nested or self._lane == "serial":
             why = "nested inside a worker process" if self._nested else "lane='serial' was asked"
             self._record(
@@ -192,87 +205,11 @@ class AutoExecutor(Executor):
                 remaining=total,
                 forced=True,
             )
-            return self._serial_stream(fn, iterators, Sample(), None, options, adapt=False)
-        if self._lane == "process":
-            return self._forced_process_stream(
-                fn, iterators, total=total, options=options, name=name
+            return self._here(
+                options,
+                lambda o: self._serial_stream(fn, iterators, Sample(), None, o, adapt=False),
             )
-        if self._strict and (problem := pickling_problem(fn)) is not None:
-            raise TypeError(problem)
-        ahead = self._send_ahead(fn, iterators, options)
-        if ahead is None:
-            # No limit=total: the sampler then sees the end of a short input itself (one more
-            # next()), and the input-ended branch below answers without reading the machine
-            # (~0.3 ms of loky.cpu_count on a first call, ~1.6 ms before the probe was split).
-            sample = self._sampler.run(fn, iterators)
-        else:
-            sample = self._sampler.run(fn, ahead.first, limit=1)
-        args = zip(*iterators, strict=False)  # what the sample left
-        stats = sample.stats
-        self._remember(fn, stats)
-        if self._strict and stats is not None:
-            stats = self._sampler.measure_pickling(sample, stats)
-            if not stats.picklable:
-                raise TypeError(stats.unpicklable_reason)
-        sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
-        sent_count = 0 if ahead is None else ahead.count
-        remaining = None if total is None else total - len(sample.results) - sent_count
-        if sample.error is not None or sample.exhausted or stats is None:
-            done = "the input ended" if sample.error is None else "an item raised"
-            decision = Decision.serial(f"{done} during the sample")
-            self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
-            # Alone, the replay is a list iterator, which list() copies in one go (10,000
-            # results: 51 us; 85 us through a chain; timeit, best of 5).
-            return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
-        horizon = remaining if remaining is not None else len(sample.results)
-        decide_now = functools.partial(
-            self._decide, stats, horizon, chunksize, sample, length_known=remaining is not None
-        )
-        decision, profile, stats = decide_now()
-        starting = None
-        if decision.lane == "process" and not self.pool_source(decision.workers).is_warm():
-            starting = self._start_pool(decision, profile, options)
-            if starting.answered.done():  # it waited (no core to spare): plan on the running pool
-                decision, profile, stats = decide_now()
-                starting.lease.release()
-                if decision.lane == "process":
-                    decision, profile = starting.as_planned(decision, profile)
-                    decision = replace(decision, reason=starting.decision.reason)
-                starting = None
-        if sent:
-            decision = replace(
-                decision,
-                reason=f"{sent_count} item{'s' if sent_count > 1 else ''} sent ahead to the "
-                f"warm pool while the first was sampled; {decision.reason}",
-            )
-        warm_up_after = 0
-        if decision.lane == "serial":
-            warm_up_after = self._forgo(
-                stats, profile, horizon, chunksize=chunksize, sample=sample, remaining=remaining
-            )
-            if warm_up_after:
-                decision = replace(
-                    decision,
-                    reason=decision.reason + "; a warm pool would have paid for its start over "
-                    "this executor's calls: it starts after this run (rent-or-buy)",
-                )
-        self._record(
-            "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
-        )
-        if decision.lane == "process" and starting is None:
-            tail = self._pool_stream(fn, args, decision, options)
-            return itertools.chain(sample.replay(), *sent, tail)
-        return self._serial_stream(
-            fn,
-            iterators,
-            sample,
-            remaining,
-            options,
-            adapt=True,
-            starting=starting,
-            sent=sent,
-            warm_up_after=warm_up_after,
-        )
+        return self._here(options, lambda o: self._auto_stream(fn, iterators, total, o, name))
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)``; returns a ``Future`` at once.
@@ -355,16 +292,20 @@ class AutoExecutor(Executor):
         return min(profile.usable_cpus, self._max_workers or profile.usable_cpus)
 
     @property
-    def strict(self) -> bool:
-        return self._strict
+    def runs_in_process_only(self) -> bool:
+        """True if every call runs in this process: ``lane="serial"``, or nested in a worker
+        (a pool there would fork-bomb)."""
+        return self._nested or self._lane == "serial"
 
     @property
-    def nested(self) -> bool:
-        return self._nested
+    def isolated(self) -> bool:
+        """True if ``fn`` never runs in this process (``isolate``, an initializer, or
+        ``lane="process"``), unless nested in a worker."""
+        return self._isolated and not self._nested
 
-    @property
-    def forced_lane(self) -> Lane:
-        return self._lane
+    def machine_profile(self) -> MachineProfile:
+        """The machine as the next decision sees it (with this executor's next pool start)."""
+        return self._profile()
 
     def record_submit_decision(self, name: str, decision: Decision) -> None:
         self._record(
@@ -378,6 +319,105 @@ class AutoExecutor(Executor):
         )
 
     # --- the lanes ---------------------------------------------------------------------------
+
+    def _here(
+        self, options: _MapOptions, stream: Callable[[_MapOptions], Iterator[Any]]
+    ) -> Iterator[Any]:
+        """A map whose items may run in this process: on the consumer's thread as it reads
+        (as fast as a loop); with a timeout, on a thread of its own, so that the deadline holds
+        while an item runs here (``DeadlineStream``; the stdlib pool raises at the deadline
+        whatever its workers do)."""
+        if options.deadline is None:
+            return stream(options)
+        untimed = replace(options, deadline=None)
+        return iter(DeadlineStream(lambda: stream(untimed), options.deadline))
+
+    def _auto_stream(
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        total: int | None,
+        options: _MapOptions,
+        name: str,
+    ) -> Iterator[Any]:
+        """Sample here, decide, run the rest here or in the pool (the module's data flow)."""
+        chunksize = options.chunksize
+        if self._strict and (problem := pickling_problem(fn)) is not None:
+            raise TypeError(problem)
+        ahead = self._send_ahead(fn, iterators, options)
+        if ahead is None:
+            # No limit=total: the sampler then sees the end of a short input itself (one more
+            # next()), and the input-ended branch below answers without reading the machine
+            # (~0.3 ms of loky.cpu_count on a first call, ~1.6 ms before the probe was split).
+            sample = self._sampler.run(fn, iterators)
+        else:
+            sample = self._sampler.run(fn, ahead.first, limit=1)
+        args = zip(*iterators, strict=False)  # what the sample left
+        stats = sample.stats
+        self._remember(fn, stats)
+        if self._strict and stats is not None:
+            stats = self._sampler.measure_pickling(sample, stats)
+            if not stats.picklable:
+                raise TypeError(stats.unpicklable_reason)
+        sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
+        sent_count = 0 if ahead is None else ahead.count
+        remaining = None if total is None else total - len(sample.results) - sent_count
+        if sample.error is not None or sample.exhausted or stats is None:
+            done = "the input ended" if sample.error is None else "an item raised"
+            decision = Decision.serial(f"{done} during the sample")
+            self._record("map", name, decision, stats=stats, profile=None, total=total, remaining=0)
+            # Alone, the replay is a list iterator, which list() copies in one go (10,000
+            # results: 51 us; 85 us through a chain; timeit, best of 5).
+            return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
+        horizon = remaining if remaining is not None else len(sample.results)
+        decide_now = functools.partial(
+            self._decide, stats, horizon, chunksize, sample, length_known=remaining is not None
+        )
+        decision, profile, stats = decide_now()
+        starting = None
+        if decision.lane == "process" and not self.pool_source(decision.workers).is_warm():
+            starting = self._start_pool(decision, profile, options)
+            if starting.answered.done():  # it waited (no core to spare): plan on the running pool
+                decision, profile, stats = decide_now()
+                starting.lease.release()
+                if decision.lane == "process":
+                    decision, profile = starting.as_planned(decision, profile)
+                    decision = replace(decision, reason=starting.decision.reason)
+                starting = None
+        if sent:
+            decision = replace(
+                decision,
+                reason=f"{sent_count} item{'s' if sent_count > 1 else ''} sent ahead to the "
+                f"warm pool while the first was sampled; {decision.reason}",
+            )
+        warm_up_after = 0
+        if decision.lane == "serial":
+            warm_up_after = self._forgo(
+                stats, profile, horizon, chunksize=chunksize, sample=sample, remaining=remaining
+            )
+            if warm_up_after:
+                decision = replace(
+                    decision,
+                    reason=decision.reason + "; a warm pool would have paid for its start over "
+                    "this executor's calls: it starts after this run (rent-or-buy)",
+                )
+        self._record(
+            "map", name, decision, stats=stats, profile=profile, total=total, remaining=remaining
+        )
+        if decision.lane == "process" and starting is None:
+            tail = self._pool_stream(fn, args, decision, options)
+            return itertools.chain(sample.replay(), *sent, tail)
+        return self._serial_stream(
+            fn,
+            iterators,
+            sample,
+            remaining,
+            options,
+            adapt=True,
+            starting=starting,
+            sent=sent,
+            warm_up_after=warm_up_after,
+        )
 
     def _remember(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
         """Keep the callable's item time for its next map (``_send_ahead``)."""
@@ -557,9 +597,7 @@ class AutoExecutor(Executor):
             lease.release()
             raise
         if not _cost_model.parent_share_while_starting(decision.workers, profile, self._settings):
-            deadline = options.deadline
-            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            futures_wait([starting.answered], timeout=timeout)
+            futures_wait([starting.answered])
         return starting
 
     def _pool_stream(
@@ -568,6 +606,7 @@ class AutoExecutor(Executor):
         args: Iterator[tuple[Any, ...]],
         decision: Decision,
         options: _MapOptions,
+        observer: ChunkObserver | None = None,
     ) -> Iterator[Any]:
         lease = self.pool_source(decision.workers).lease()
         try:
@@ -580,6 +619,7 @@ class AutoExecutor(Executor):
                 deadline=options.deadline,
                 on_close=lease.release,
                 on_interrupt=lease.abort,
+                observer=observer,
             )
         except BaseException:
             lease.release()
@@ -588,7 +628,7 @@ class AutoExecutor(Executor):
             self._streams.add(stream)
         return iter(stream)
 
-    def _forced_process_stream(
+    def _isolated_stream(
         self,
         fn: Callable[..., Any],
         iterators: list[Iterator[Any]],
@@ -597,28 +637,83 @@ class AutoExecutor(Executor):
         options: _MapOptions,
         name: str,
     ) -> Iterator[Any]:
-        """Everything in the pool, nothing sampled in-process (tests of the pool's semantics)."""
-        profile = self._probe.profile()
+        """Every item in the pool (``isolate``, an initializer, ``lane="process"``). The first
+        chunks go out one item each (all workers busy at once), timed in the workers; once
+        they are back, the model sizes the rest (``_WorkerSample``)."""
+        profile = self._profile()
         workers = self._worker_cap(profile)
-        chunksize = options.chunksize
-        if chunksize is None:
-            chunksize = (
-                1
-                if total is None
-                else max(1, total // (workers * self._settings.chunks_per_worker))
-            )
-        decision = Decision("process", workers, chunksize, 1.0, 0.0, "lane='process' was asked")
+        forced = self._lane == "process"
+        why = "lane='process' was asked" if forced else "isolated: fn never runs in this process"
+        first = Decision(
+            "process",
+            workers,
+            options.chunksize or 1,
+            1.0,
+            0.0,
+            f"{why}; the first items are timed in the workers",
+        )
         self._record(
             "map",
             name,
-            decision,
+            first,
             stats=None,
             profile=profile,
             total=total,
             remaining=total,
-            forced=True,
+            forced=forced,
         )
-        return self._pool_stream(fn, zip(*iterators, strict=False), decision, options)
+        sample = WorkerSample(
+            fn,
+            self._settings,
+            self._sampler,
+            functools.partial(
+                self._plan_isolated, name=name, total=total, options=options, why=why
+            ),
+            window=options.window(first, self._settings),
+        )
+        args = zip(*iterators, strict=False)
+        return self._pool_stream(fn, args, first, options, observer=sample.observe)
+
+    def _plan_isolated(
+        self,
+        stats: SampleStats,
+        done: int,
+        *,
+        name: str,
+        total: int | None,
+        options: _MapOptions,
+        why: str,
+    ) -> tuple[int, int] | None:
+        """Chunk size and window for the rest of an isolated map, from ``done`` items timed in
+        the workers (``WorkerSample``); the decision is recorded."""
+        remaining = None if total is None else total - done
+        if remaining is not None and remaining <= 0:
+            return None
+        profile = self._profile()
+        decision = _cost_model.decide(
+            stats,
+            profile,
+            self._settings,
+            done if remaining is None else remaining,
+            max_workers=self._max_workers,
+            warm_workers=self._worker_cap(profile),
+            chunksize=options.chunksize,
+            length_known=remaining is not None,
+            start_paid=True,
+            isolated=True,
+        )
+        decision = replace(decision, reason=f"{why}; {decision.reason}")
+        self._record(
+            "map",
+            name,
+            decision,
+            stats=stats,
+            profile=profile,
+            total=total,
+            remaining=remaining,
+            forced=self._lane == "process",
+        )
+        return decision.chunksize, options.window(decision, self._settings)
 
     def _serial_stream(
         self,
@@ -683,11 +778,7 @@ class AutoExecutor(Executor):
         run_batch = map if single else itertools.starmap
         try:
             while True:
-                if options.deadline is not None:
-                    batch = 1  # a timeout is checked before each item
-                    if time.monotonic() > options.deadline:
-                        raise FuturesTimeoutError()
-                elif starting is not None:
+                if starting is not None:
                     batch = _batch_size(s.start_poll_s, per_item_s, s.serial_batch_max_items)
                 else:
                     batch = _batch_size(
@@ -700,6 +791,10 @@ class AutoExecutor(Executor):
                     elif warm_up_after:
                         self._warm_up(warm_up_after)
                     return
+                if sample.kept_args:  # the run goes on: measure what re-checks need, let go
+                    if adapt and stats is not None and stats.picklable:
+                        stats = self._sampler.measure_pickling(sample, stats)
+                    sample.forget_kept()
                 started = time.perf_counter()
                 # The item read to see whether the input goes on, then the rest of the batch:
                 # two lazy maps rather than one over a chain, which would cost a layer per item.
@@ -879,8 +974,10 @@ def _check_constructor_args(
     initializer: object,
     max_tasks_per_child: object,
     lane: object,
+    *,
+    isolate: object,
 ) -> None:
-    """The stdlib's checks and messages, so code that catches them keeps working."""
+    """The stdlib's checks and messages, so code that catches them keeps working; then ours."""
     if max_workers is not None:
         if isinstance(max_workers, bool) or not isinstance(max_workers, int):
             raise TypeError(f"max_workers must be an int or None, not {type(max_workers).__name__}")
@@ -909,6 +1006,9 @@ def _check_constructor_args(
             )
     if lane not in LANES:
         raise ValueError(f"lane must be one of {LANES}, not {lane!r}")
+    if lane == "serial" and (isolate or initializer is not None):
+        why = "isolate=True" if isolate else "an initializer (fn must not run where it did not)"
+        raise ValueError(f"lane='serial' runs fn in this process, which {why} forbids")
 
 
 def _check_map_args(fn: object, timeout: object, chunksize: object, buffersize: object) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import cloudpickle
 
+from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
 
@@ -104,14 +105,22 @@ class Sample:
     kept_results: list[Any] = field(default_factory=list)
 
     def replay(self) -> Iterator[Any]:
-        """The sampled results in order, then the sampled exception if there was one.
+        """The sampled results in order, then the sampled exception if there was one. Each
+        result is dropped as it is yielded (call once: the results move to the iterator).
 
-        Chained in C: replaying 10,000 results through a generator cost more than computing
-        ``x*2`` for them.
+        In C: replaying 10,000 results through a generator cost more than computing ``x*2``
+        for them.
         """
+        results, self.results = self.results, []
         if self.error is None:
-            return iter(self.results)
-        return itertools.chain(self.results, _raising(self.error))
+            return draining(results)
+        return itertools.chain(draining(results), _raising(self.error))
+
+    def forget_kept(self) -> None:
+        """Drop the arguments and results kept to measure pickling: a long run must not keep
+        delivered values alive."""
+        self.kept_args = []
+        self.kept_results = []
 
 
 def _raising(error: BaseException) -> Iterator[Any]:
@@ -329,6 +338,15 @@ def _unpicklable(stats: SampleStats, problem: str | None) -> SampleStats:
     return replace(
         stats, pickling_measured=True, picklable=False, unpicklable_reason=problem or "unknown"
     )
+
+
+def stats_from_timings(
+    walls: list[float], cpus: list[float], *, batch_items: int, batch_wall: float, batch_cpu: float
+) -> SampleStats | None:
+    """``SampleStats`` from timings taken elsewhere (chunks timed in the workers): single
+    items' wall and CPU seconds, and batches timed as one. No pickling figures yet."""
+    m = _Measurements(list(walls), list(cpus), batch_items, batch_wall, batch_cpu)
+    return _stats(m, sum(walls) + batch_wall)
 
 
 def _stats(m: _Measurements, elapsed_s: float) -> SampleStats | None:

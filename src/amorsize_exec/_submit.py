@@ -1,10 +1,20 @@
-"""``submit`` routing: cheap callables on one in-process thread, costly ones in the pool.
+"""``submit`` routing: where each call runs, decided per callable from its measured calls.
 
-A callable's first call is its probe: it runs in-process, timed. Calls of the same callable
-submitted meanwhile wait for the probe's verdict (their Futures are returned at once), but no
-longer than ``Settings.submit_probe_wait_s``: a probe still running then is clearly not cheap,
-and the waiting calls go to the pool. Later calls follow ``cost_model.choose_submit_lane``.
-Profiles are keyed by code object, so lambdas made in a loop share one.
+* **A callable's first call is its probe, and runs in a worker**, timed there. A call that
+  crashes its process (a segfault, ``os._exit``) then breaks a pool, as with
+  ``ProcessPoolExecutor`` (``BrokenProcessPool``), instead of killing the caller; arguments or
+  results that cannot be pickled raise there too. Calls of the same callable submitted
+  meanwhile wait for the probe's time (their Futures are returned at once), but no longer than
+  its expected round trip (the pool's start if it is cold) plus ``Settings.submit_probe_wait_s``;
+  then they go to the pool too. Until a call has been measured, every call runs in a worker.
+* **Later calls follow** ``cost_model.choose_submit_lane`` on the callable's mean time: cheap
+  ones run in-process on a pool of threads, costly ones in the worker pool. A thread is free
+  for every in-process call (up to ``Settings.submit_threads`` at once; past that, calls go to
+  the pool), so that no call waits behind another it does not depend on.
+* **Isolated executors** (``isolate=True``, an ``initializer``, ``lane="process"``) send every
+  call to the pool; ``lane="serial"`` and nested executors run every call on the threads.
+
+Profiles are keyed by code object (lambdas made in a loop share one), builtins by name.
 
 The Futures of in-process calls (and of calls waiting for a probe) are our own, not the
 thread pool's: a call is marked running only when it starts, so ``cancel()`` works until then,
@@ -27,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _cost_model
 from ._backends import PoolLease, wait_quietly
 from ._decision import Decision, callable_name
-from ._sampler import pickling_problem
 
 if TYPE_CHECKING:
     from ._executor import AutoExecutor
@@ -38,15 +47,27 @@ _Call = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]
 
 @dataclass
 class _Profile:
-    calls: int = 0
-    inprocess_s: float = 0.0  # in-process time spent on this callable
-    probe_started: float | None = None  # set while the first call runs
+    calls: int = 0  # calls measured (in a worker or in-process)
+    measured_s: float = 0.0  # their total time
+    inprocess_s: float = 0.0  # the part spent in-process (rent-or-buy of a cold pool)
+    probe_started: float | None = None  # set while the first call runs in a worker
+    probe_wait_s: float = 0.0  # how long later calls wait for it
     lane: SubmitLane | None = None  # last lane chosen (to log changes only)
     waiting: list[_Call] = field(default_factory=list)
 
     @property
     def probing(self) -> bool:
         return self.probe_started is not None
+
+    def overdue(self) -> bool:
+        started = self.probe_started
+        return started is not None and time.monotonic() - started >= self.probe_wait_s
+
+    def record(self, seconds: float, *, in_process: bool) -> None:
+        self.calls += 1
+        self.measured_s += seconds
+        if in_process:
+            self.inprocess_s += seconds
 
 
 class SubmitRouter:
@@ -55,10 +76,12 @@ class SubmitRouter:
     def __init__(self, owner: AutoExecutor) -> None:
         self._owner = owner
         self._lock = threading.Lock()
-        # The thread is made on first use: most executors only map.
-        self._thread: ThreadPoolExecutor | None = None
-        self._thread_closed = False
+        # The threads are made on first use: most executors only map.
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_closed = False
+        self._inprocess = 0  # in-process calls queued or running
         self._profiles: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
+        self._named_profiles: dict[tuple[str, str], _Profile] = {}  # builtins: no weak refs
         self._lease: PoolLease | None = None
         self._pool_futures: set[Future[Any]] = set()
         self._timers: set[threading.Timer] = set()
@@ -71,25 +94,24 @@ class SubmitRouter:
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Future[Any]:
         owner = self._owner
-        if owner.nested or owner.forced_lane == "serial":
+        if owner.runs_in_process_only:
             return self._in_process(Future(), None, fn, args, kwargs)
-        if owner.forced_lane == "process":
+        if owner.isolated:
             return self._to_pool(fn, args, kwargs)
+        probe = False
         with self._lock:
             profile = self._profile_of(fn)
-            probe = False
             if profile is not None and profile.calls == 0 and not profile.probing:
-                profile.probe_started = time.monotonic()
-                self._start_timer(profile)
                 probe = True
-            elif profile is not None and profile.probing and not self._probe_overdue(profile):
+                profile.probe_started = time.monotonic()
+            elif profile is not None and profile.probing and not profile.overdue():
                 proxy: Future[Any] = Future()
                 profile.waiting.append((proxy, fn, args, kwargs))
                 return proxy
-        if profile is None:  # not weak-referenceable: cannot remember it, keep it cheap
-            return self._in_process(Future(), None, fn, args, kwargs)
+        if profile is None:  # cannot be told apart from other callables: never learnt
+            return self._to_pool(fn, args, kwargs)
         if probe:
-            return self._in_process(Future(), profile, fn, args, kwargs)
+            return self._probe(profile, fn, args, kwargs)
         return self._dispatch(None, profile, fn, args, kwargs)
 
     # --- lanes ----------------------------------------------------------------------------
@@ -107,17 +129,12 @@ class SubmitRouter:
         ``proxy`` is a pending Future someone already holds (a call that waited for a probe):
         it gets the outcome. Without one, a pool call returns the pool's own Future.
         """
-        if self._choose_lane(profile, fn) == "process":
-            problem = pickling_problem(fn, args, kwargs)
-            if problem is None:
-                return self._to_pool(fn, args, kwargs, proxy)
-            if self._owner.strict:
-                raise TypeError(problem)
-            self._owner.record_submit_decision(
-                callable_name(fn),
-                Decision.serial(f"cannot use a pool: {problem}"),
-            )
-        return self._in_process(proxy or Future(), profile, fn, args, kwargs)
+        if profile.calls and self._choose_lane(profile, fn) == "serial":
+            with self._lock:
+                free = self._inprocess < self._owner.settings.submit_threads
+            if free:
+                return self._in_process(proxy or Future(), profile, fn, args, kwargs)
+        return self._to_pool(fn, args, kwargs, proxy)
 
     def _in_process(
         self,
@@ -127,21 +144,24 @@ class SubmitRouter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Future[Any]:
-        """Queue the call on the in-process thread; ``proxy`` stays pending until it starts."""
+        """Queue the call on the in-process threads; ``proxy`` stays pending until it starts."""
         with self._lock:
-            if self._thread is None:
-                if self._thread_closed:  # as a shut-down ThreadPoolExecutor would say
+            if self._threads is None:
+                if self._threads_closed:  # as a shut-down ThreadPoolExecutor would say
                     raise RuntimeError("cannot schedule new futures after shutdown")
-                self._thread = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="amorsize-inprocess"
+                self._threads = ThreadPoolExecutor(
+                    max_workers=self._owner.settings.submit_threads,
+                    thread_name_prefix="amorsize-inprocess",
                 )
-            thread = self._thread
+            threads = self._threads
             self._queued.add(proxy)
+            self._inprocess += 1
         try:
-            thread.submit(self._run_queued, proxy, profile, fn, args, kwargs)
+            threads.submit(self._run_queued, proxy, profile, fn, args, kwargs)
         except BaseException:
             with self._lock:
                 self._queued.discard(proxy)
+                self._inprocess -= 1
             raise
         return proxy
 
@@ -153,31 +173,36 @@ class SubmitRouter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
-        with self._lock:
-            if proxy not in self._queued:
-                return  # cancelled (and notified) by shutdown(cancel_futures=True)
-            self._queued.discard(proxy)
-        if not proxy.set_running_or_notify_cancel():
-            return  # cancelled by its holder
         try:
-            if profile is None:
+            with self._lock:
+                if proxy not in self._queued:
+                    return  # cancelled (and notified) by shutdown(cancel_futures=True)
+                self._queued.discard(proxy)
+            if not proxy.set_running_or_notify_cancel():
+                return  # cancelled by its holder
+            started = time.perf_counter()
+            try:
                 result = fn(*args, **kwargs)
+            except BaseException as exc:  # as the stdlib's thread pool: the Future carries it
+                proxy.set_exception(exc)
             else:
-                result = self._timed(profile, fn, args, kwargs)
-        except BaseException as exc:  # as the stdlib's thread pool: the Future carries it
-            proxy.set_exception(exc)
-        else:
-            proxy.set_result(result)
+                proxy.set_result(result)
+            finally:
+                if profile is not None:
+                    elapsed = time.perf_counter() - started
+                    with self._lock:
+                        profile.record(elapsed, in_process=True)
+            del proxy, args, kwargs  # nothing of a delivered call stays alive here
+        finally:
+            with self._lock:
+                self._inprocess -= 1
 
     def _choose_lane(self, profile: _Profile, fn: Callable[..., Any]) -> SubmitLane:
         owner = self._owner
         workers = owner.submit_workers()
         if workers < 2:
             return "serial"
-        if profile.probing:  # overdue probe: at least this slow
-            task_s = time.monotonic() - (profile.probe_started or 0.0)
-        else:
-            task_s = profile.inprocess_s / max(1, profile.calls)
+        task_s = profile.measured_s / profile.calls
         source = owner.pool_source(workers)
         machine = owner.probe.profile()
         lane = _cost_model.choose_submit_lane(
@@ -201,6 +226,14 @@ class SubmitRouter:
             owner.record_submit_decision(callable_name(fn), _submit_decision(lane, task_s, workers))
         return lane
 
+    def _pool_lease(self) -> PoolLease:
+        """The lease ``submit`` uses (the caller holds the lock); a broken pool is replaced."""
+        if self._lease is None or self._lease.broken:
+            if self._lease is not None:
+                self._lease.release()
+            self._lease = self._owner.pool_source(self._owner.submit_workers()).lease()
+        return self._lease
+
     def _to_pool(
         self,
         fn: Callable[..., Any],
@@ -210,12 +243,7 @@ class SubmitRouter:
     ) -> Future[Any]:
         """Submit to the pool; with a ``proxy`` someone already holds, link the two."""
         with self._lock:
-            if self._lease is None or self._lease.broken:
-                if self._lease is not None:
-                    self._lease.release()
-                self._lease = self._owner.pool_source(self._owner.submit_workers()).lease()
-            lease = self._lease
-            future = lease.submit(fn, *args, **kwargs)
+            future = self._pool_lease().submit(fn, *args, **kwargs)
             self._pool_futures.add(future)
         future.add_done_callback(self._forget)
         if proxy is None:
@@ -224,41 +252,79 @@ class SubmitRouter:
         future.add_done_callback(functools.partial(_copy_outcome, proxy))
         return proxy
 
-    def _forget(self, future: Future[Any]) -> None:
-        with self._lock:
-            self._pool_futures.discard(future)
-
-    def _timed(
+    def _probe(
         self,
         profile: _Profile,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
-    ) -> Any:
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            elapsed = time.perf_counter() - started
+    ) -> Future[Any]:
+        """The callable's first call: in a worker, timed there (``_worker.timed_call``)."""
+        owner = self._owner
+        workers = owner.submit_workers()
+        warm = owner.pool_source(workers).is_warm()
+        start_s = 0.0 if warm else owner.machine_profile().spawn_s(workers)
+        proxy: Future[Any] = Future()
+        with self._lock:
+            profile.probe_wait_s = start_s + owner.settings.submit_probe_wait_s
+            inner = self._pool_lease().submit_timed(fn, args, kwargs)
+            self._pool_futures.add(inner)
+            self._start_timer(profile)
+        owner.record_submit_decision(
+            callable_name(fn),
+            Decision(
+                "process",
+                workers,
+                1,
+                1.0,
+                0.0,
+                "first call of this callable: timed in a worker, where a crash breaks a pool "
+                "and not this process",
+            ),
+        )
+        inner.add_done_callback(self._forget)
+        proxy.add_done_callback(functools.partial(_cancel_inner, inner))
+        inner.add_done_callback(functools.partial(self._probe_done, profile, proxy))
+        return proxy
+
+    def _probe_done(self, profile: _Profile, proxy: Future[Any], inner: Future[Any]) -> None:
+        """The probe's outcome onto its proxy; its time into the profile; the calls that
+        waited for it are dispatched."""
+        measured = False
+        if inner.cancelled():
+            proxy.cancel()
+            proxy.set_running_or_notify_cancel()
+        elif (error := inner.exception()) is not None:  # the pool's: broken, pickling, ...
+            if proxy.set_running_or_notify_cancel():
+                proxy.set_exception(error)
+        else:
+            ok, value, seconds = inner.result()
             with self._lock:
-                profile.calls += 1
-                profile.inprocess_s += elapsed
-                profile.probe_started = None
-                waiting, profile.waiting = profile.waiting, []
-                self._releasing += 1
-            self._release_waiting(profile, waiting)
+                profile.record(seconds, in_process=False)
+            measured = True
+            if proxy.set_running_or_notify_cancel():
+                if ok:
+                    proxy.set_result(value)
+                else:
+                    proxy.set_exception(value)
+        del inner, proxy  # nothing of a delivered call stays alive here
+        with self._lock:
+            # Not measured (cancelled, or the pool failed it): the next call probes again.
+            profile.probe_started = None
+            waiting, profile.waiting = profile.waiting, []
+            self._releasing += 1
+        self._release_waiting(profile, waiting, measured=measured)
+
+    def _forget(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._pool_futures.discard(future)
 
     # --- calls waiting for a probe ------------------------------------------------------
 
-    def _probe_overdue(self, profile: _Profile) -> bool:
-        started = profile.probe_started
-        return started is not None and (
-            time.monotonic() - started >= self._owner.settings.submit_probe_wait_s
-        )
-
     def _start_timer(self, profile: _Profile) -> None:
-        wait_s = self._owner.settings.submit_probe_wait_s
-        timer = threading.Timer(wait_s, self._on_overdue, (profile,))
+        """Release the calls waiting for ``profile``'s probe once it is overdue (the caller
+        holds the lock)."""
+        timer = threading.Timer(profile.probe_wait_s, self._on_overdue, (profile,))
         timer.daemon = True
         self._timers.add(timer)
         timer.start()
@@ -271,18 +337,22 @@ class SubmitRouter:
                 return
             waiting, profile.waiting = profile.waiting, []
             self._releasing += 1
-        self._release_waiting(profile, waiting)
+        self._release_waiting(profile, waiting, measured=False)
 
-    def _release_waiting(self, profile: _Profile, waiting: list[_Call]) -> None:
-        """Dispatch calls that waited for a probe (``_releasing`` was counted up by the caller,
-        under the lock that took ``waiting``: ``shutdown`` waits for this to finish)."""
+    def _release_waiting(self, profile: _Profile, waiting: list[_Call], *, measured: bool) -> None:
+        """Dispatch calls that waited for a probe: by the profile if the probe was measured,
+        else to the pool (``_releasing`` was counted up by the caller, under the lock that took
+        ``waiting``: ``shutdown`` waits for this to finish)."""
         try:
             for proxy, fn, args, kwargs in waiting:
                 if proxy.cancelled():  # by its holder, while waiting
                     proxy.set_running_or_notify_cancel()
                     continue
                 try:
-                    self._dispatch(proxy, profile, fn, args, kwargs)
+                    if measured:
+                        self._dispatch(proxy, profile, fn, args, kwargs)
+                    else:
+                        self._to_pool(fn, args, kwargs, proxy)
                 except BaseException as exc:
                     if proxy.set_running_or_notify_cancel():
                         proxy.set_exception(exc)
@@ -294,48 +364,58 @@ class SubmitRouter:
     # --- lifetime -----------------------------------------------------------------------
 
     def _profile_of(self, fn: Callable[..., Any]) -> _Profile | None:
-        """The callable's profile, made if new (the caller holds the lock)."""
+        """The callable's profile, made if new (the caller holds the lock); ``None`` if it
+        cannot be told apart from other callables."""
         key = _profile_key(fn)
         try:
             profile = self._profiles.get(key)
             if profile is None:
                 profile = self._profiles[key] = _Profile()
-        except TypeError:
+            return profile
+        except TypeError:  # not weak-referenceable: builtins are known by their names
+            pass
+        module, name = getattr(key, "__module__", None), getattr(key, "__qualname__", None)
+        if not isinstance(name, str):
             return None
-        return profile
+        return self._named_profiles.setdefault((str(module), name), _Profile())
 
     def shutdown(self, wait: bool, cancel_futures: bool) -> None:
         with self._lock:
             self._closed = True
             for timer in self._timers:
                 timer.cancel()
-            profiles = list(self._profiles.values())
+            profiles = [*self._profiles.values(), *self._named_profiles.values()]
             waiting = [call for p in profiles for call in p.waiting]
             for profile in profiles:
                 profile.waiting = []
             # Calls taken off a waiting list just before are being dispatched: let them land,
-            # so that they are cancelled or run below, not refused by a closed thread pool.
+            # so that they are cancelled or run below, not refused by a closed pool.
             while self._releasing:
                 self._released.wait()
             queued: list[Future[Any]] = []
             if cancel_futures:
                 queued, self._queued = list(self._queued), set()
-            pool_futures = list(self._pool_futures)
         for proxy, fn, args, kwargs in waiting:
             if cancel_futures:
                 queued.append(proxy)
-            else:  # accepted before shutdown: runs, in-process
-                self._in_process(proxy, None, fn, args, kwargs)
+            else:  # accepted before shutdown: runs, in a worker (its callable is unmeasured)
+                try:
+                    self._to_pool(fn, args, kwargs, proxy)
+                except BaseException as exc:
+                    if proxy.set_running_or_notify_cancel():
+                        proxy.set_exception(exc)
         for proxy in queued:
             proxy.cancel()  # pending, or already cancelled by its holder
             proxy.set_running_or_notify_cancel()  # wakes wait() and as_completed()
+        with self._lock:
+            pool_futures = list(self._pool_futures)
         if cancel_futures:
             for future in pool_futures:
                 future.cancel()
         with self._lock:
-            thread, self._thread_closed = self._thread, True
-        if thread is not None:
-            thread.shutdown(wait=wait, cancel_futures=cancel_futures)
+            threads, self._threads_closed = self._threads, True
+        if threads is not None:
+            threads.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             for future in pool_futures:
                 wait_quietly(future)

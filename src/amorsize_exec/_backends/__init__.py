@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from ._chunks import ChunkedMap, wait_quietly
+    from ._chunks import ChunkedMap, ChunkObserver, draining, wait_quietly
     from ._loky import (
         PoolLease,
         PoolSpec,
@@ -36,6 +36,8 @@ class PoolSource(Protocol):
 #: package only to reach ``_worker``, does not load the parent-side ``_loky`` and ``_chunks``.
 _SUBMODULE_OF = {
     "ChunkedMap": "._chunks",
+    "ChunkObserver": "._chunks",
+    "draining": "._chunks",
     "wait_quietly": "._chunks",
     "PoolLease": "._loky",
     "PoolSpec": "._loky",
@@ -56,6 +58,7 @@ if not TYPE_CHECKING:
 
 
 __all__ = [
+    "ChunkObserver",
     "ChunkedMap",
     "PoolLease",
     "PoolSource",
@@ -64,6 +67,7 @@ __all__ = [
     "SharedPool",
     "WorkerPools",
     "default_pools",
+    "draining",
     "reset_default_pools",
     "wait_quietly",
 ]

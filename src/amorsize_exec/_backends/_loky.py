@@ -42,11 +42,13 @@ import loky
 from .._config import Settings
 from ._worker import (
     ChunkResult,
+    TimedCall,
+    call,
     initialize_worker,
     noop,
     run_chunk,
     run_pickled_call,
-    run_pickled_chunk,
+    timed_call,
 )
 
 #: Shared pools kept at most (warm ones beyond this, if idle, are stopped: least recently used).
@@ -100,13 +102,21 @@ class _Pool:
         else:
             self.started = True
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """``fn(*args, **kwargs)`` in a worker; keywords travel inside the task (``call``), so
+        that ``fn=`` or ``self=`` reach ``fn`` and not the pool's own ``submit``."""
+        if kwargs:
+            return self.submit_task(call, fn, args, kwargs)
+        return self.submit_task(fn, *args)
+
+    def submit_task(self, task: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        """``task(*args)`` in a worker (positional arguments only)."""
         try:
             if self.stdlib:
-                payload = cloudpickle.dumps((fn, args, kwargs))
+                payload = cloudpickle.dumps((task, args, {}))
                 future = self.executor.submit(run_pickled_call, payload)
             else:
-                future = self.executor.submit(fn, *args, **kwargs)
+                future = self.executor.submit(task, *args)
         except BrokenProcessPool:
             self._seen_broken = True
             raise
@@ -115,9 +125,7 @@ class _Pool:
         return future
 
     def submit_chunk(self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[Any]:
-        if self.stdlib:
-            return self.submit(run_pickled_chunk, cloudpickle.dumps((fn, chunk)))
-        return self.submit(run_chunk, fn, chunk)
+        return self.submit_task(run_chunk, fn, chunk)
 
     def shutdown(self, wait: bool, *, graceful: bool = False) -> None:
         """Stop the pool. Unless ``graceful``, ``wait=False`` also kills the workers and drops
@@ -157,6 +165,12 @@ class PoolLease:
         self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]
     ) -> Future[ChunkResult]:
         return self._pool.submit_chunk(fn, chunk)
+
+    def submit_timed(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[TimedCall]:
+        """``fn(*args, **kwargs)`` timed in the worker (``_worker.timed_call``)."""
+        return self._pool.submit_task(timed_call, fn, args, kwargs)
 
     def start(self) -> Future[Any]:
         """Start the workers without waiting: loky launches them all on the first task, and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,7 +13,11 @@ import cloudpickle
 from .._config import WORKER_ENV_VAR
 from .._errors import UnpicklableResultError
 
-ChunkResult = tuple[list[Any], "BaseException | None"]
+#: What a chunk sends back: its results, the exception that stopped it (or ``None``), and the
+#: wall and CPU seconds its items took in the worker (what ``ChunkedMap`` re-plans on).
+ChunkResult = tuple[list[Any], "BaseException | None", float, float]
+#: What a timed call sends back: ``(ok, result or exception, wall seconds in the worker)``.
+TimedCall = tuple[bool, Any, float]
 
 
 def initialize_worker(
@@ -33,28 +38,48 @@ def run_chunk(fn: Callable[..., Any], chunk: Sequence[tuple[Any, ...]]) -> Chunk
     """Run ``fn`` over a chunk; stop at the first exception and return it with the results so far.
 
     Returning the results before the failure (instead of raising) is what lets the exception
-    surface at its own position, after the results of the items before it.
+    surface at its own position, after the results of the items before it. The chunk's wall and
+    CPU time come back with it (two clock reads per chunk): the parent sizes later chunks on
+    the workers' own timings (``isolate``: the items never run in the parent to be timed).
     """
     results: list[Any] = []
+    error: BaseException | None = None
+    cpu0 = time.process_time()
+    wall0 = time.perf_counter()
     for args in chunk:
         try:
             results.append(fn(*args))
         except Exception as exc:  # BaseException (SystemExit, ...) is the pool's business
-            return results, transportable(exc)
-    return results, None
+            error = exc
+            break
+    wall_s = time.perf_counter() - wall0
+    cpu_s = time.process_time() - cpu0
+    return results, None if error is None else transportable(error), wall_s, cpu_s
 
 
-def run_pickled_chunk(payload: bytes) -> ChunkResult:
-    """``run_chunk`` for pools whose pickler is the stdlib's (the call travels as cloudpickle
-    bytes)."""
-    fn, chunk = cloudpickle.loads(payload)
-    return run_chunk(fn, chunk)
+def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn(*args, **kwargs)``: sent as a task so that keywords named ``fn`` or ``self`` reach
+    ``fn`` instead of colliding with the pool's own ``submit(fn, *args, **kwargs)``."""
+    return fn(*args, **kwargs)
+
+
+def timed_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> TimedCall:
+    """``fn(*args, **kwargs)`` timed in the worker: a callable's first ``submit`` runs here, so
+    that a crash is a ``BrokenProcessPool`` and not the caller's death, and its time decides
+    where its later calls run. An exception comes back as a value, with its timing."""
+    wall0 = time.perf_counter()
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:  # BaseException (SystemExit, ...) is the pool's business
+        return False, transportable(exc), time.perf_counter() - wall0
+    return True, result, time.perf_counter() - wall0
 
 
 def run_pickled_call(payload: bytes) -> Any:
-    """One ``fn(*args, **kwargs)`` call sent as cloudpickle bytes (stdlib pools)."""
-    fn, args, kwargs = cloudpickle.loads(payload)
-    return fn(*args, **kwargs)
+    """One call of a task (``call``, ``timed_call``, ...) sent as cloudpickle bytes (stdlib
+    pools, which pickle with ``pickle``: lambdas and closures travel this way)."""
+    task, args, kwargs = cloudpickle.loads(payload)
+    return task(*args, **kwargs)
 
 
 def noop() -> None:

@@ -1,0 +1,92 @@
+"""A pool map's first items timed in the workers, for maps whose items may not run here.
+
+With ``isolate=True``, an ``initializer`` or ``lane="process"``, ``fn`` never runs in this
+process, so the in-process ``Sampler`` cannot time it. The pool map then starts with chunks of
+one item, a window of them in flight (every worker busy at once), and each chunk comes back
+with the wall and CPU seconds it took in its worker (``_worker.run_chunk``). ``WorkerSample``
+watches them in input order (``ChunkedMap``'s observer) until they are evidence enough, by the
+sampler's own rule, then asks the executor's plan for the chunk size and window of the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._config import Settings
+from ._sampler import Sample, Sampler, SampleStats, stats_from_timings
+
+#: ``(stats, items done) -> (chunksize, window)`` for the rest, or ``None`` to keep the first.
+Plan = Callable[[SampleStats, int], "tuple[int, int] | None"]
+
+
+class WorkerSample:
+    """Collects the first chunks' timings; plans once (``observe`` is a ``ChunkObserver``)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        settings: Settings,
+        sampler: Sampler,
+        plan: Plan,
+        *,
+        window: int,
+    ) -> None:
+        self._fn = fn
+        self._settings = settings
+        self._sampler = sampler
+        self._plan = plan
+        self._window = window  # chunks sent before any came back: all of them count
+        self._chunks = 0
+        self._items = 0
+        self._walls: list[float] = []  # one-item chunks
+        self._cpus: list[float] = []
+        self._batch_items = 0  # larger chunks (a chunksize the caller chose)
+        self._batch_wall = 0.0
+        self._batch_cpu = 0.0
+        self._kept_args: list[tuple[Any, ...]] = []
+        self._kept_results: list[Any] = []
+
+    def observe(
+        self,
+        chunk: list[tuple[Any, ...]],
+        results: list[Any],
+        error: BaseException | None,
+        wall_s: float,
+        cpu_s: float,
+    ) -> tuple[int, int] | None:
+        if error is not None:
+            return None  # the map ends at this chunk: nothing left to plan
+        s = self._settings
+        self._chunks += 1
+        self._items += len(chunk)
+        if len(chunk) == 1:
+            self._walls.append(wall_s)
+            self._cpus.append(cpu_s)
+        else:
+            self._batch_items += len(chunk)
+            self._batch_wall += wall_s
+            self._batch_cpu += cpu_s
+        room = s.sample_serialized_items - len(self._kept_args)
+        if room > 0:
+            self._kept_args.extend(chunk[:room])
+            self._kept_results.extend(results[:room])
+        measured_s = sum(self._walls) + self._batch_wall
+        enough = self._items >= s.sample_min_items and measured_s >= s.sample_min_s
+        if not enough and self._chunks < self._window:
+            return None
+        stats = stats_from_timings(
+            self._walls,
+            self._cpus,
+            batch_items=self._batch_items,
+            batch_wall=self._batch_wall,
+            batch_cpu=self._batch_cpu,
+        )
+        if stats is None:
+            return None
+        sample = Sample(
+            stats=stats, fn=self._fn, kept_args=self._kept_args, kept_results=self._kept_results
+        )
+        stats = self._sampler.measure_pickling(sample, stats)
+        self._kept_args, self._kept_results = [], []  # delivered values are not kept
+        return self._plan(stats, self._items)
