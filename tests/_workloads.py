@@ -168,3 +168,41 @@ def nested_submit(x: int) -> tuple[int, int, int]:
     with AutoExecutor() as ex:
         pid = ex.submit(worker_pid).result()
     return x * 2, pid, os.getpid()
+
+
+# --- the contract's edges (test_contract.py) -----------------------------------------------------
+
+_factor = 1  # set in workers by ``set_factor`` (an initializer); never in the test process
+
+
+def set_factor(k: int) -> None:
+    global _factor
+    _factor = k
+
+
+def times_factor(x: int, seconds: float = 0.005) -> int:
+    """``x`` times the factor the initializer set (1 where it did not run)."""
+    spin(seconds)
+    return x * _factor
+
+
+class Dummy:
+    """A result whose lifetime a test follows with a weak reference."""
+
+
+def make_dummy(_: object = None) -> Dummy:
+    return Dummy()
+
+
+def identity(x: object) -> object:
+    return x
+
+
+def keywords(**kwargs: object) -> dict[str, object]:
+    return kwargs
+
+
+def pause_then_wait_for(path: str, pause_s: float) -> str:
+    """Sleep ``pause_s``, then block until ``path`` exists (``wait_for_path``)."""
+    time.sleep(pause_s)
+    return wait_for_path(path)

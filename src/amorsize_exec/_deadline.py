@@ -2,38 +2,40 @@
 
 The stdlib pool raises ``TimeoutError`` at the deadline whatever its workers are doing. An item
 that runs on the consumer's own thread cannot be interrupted, so a map with a timeout runs its
-in-process work on a thread of its own, and the consumer waits for it at most until the
-deadline. Results are handed over in batches that take about ``_BATCH_S`` each (the hand-over
-costs a few microseconds, about as much as a trivial item), so the deadline is kept to within
-about a batch, and the thread runs at most ``_AHEAD`` batches ahead of the consumer (an endless
-input stays lazy). Once the consumer stops (deadline, ``close()``, garbage collection), the
-thread starts no new item; the one running finishes, as a running task does in a worker. No item
-runs twice.
+in-process work on a thread of its own, and the consumer waits for each result at most until
+the deadline.
+
+Each result is handed over as soon as it exists: the thread appends the results to a deque in C
+(``deque.extend``), ``batch`` items at a time, and the consumer takes them from the other end as
+they arrive. A batch of quick items costs no Python code per item; a batch of slow ones is one
+item long (``batch`` doubles only while a batch takes under ``_BATCH_S``). The thread runs at
+most two batches ahead of the consumer (an endless input stays lazy); once the consumer stops
+(deadline, ``close()``, garbage collection), it starts no new batch, and what is running ends as
+a running task does in a worker. No item runs twice.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import TimeoutError as FuturesTimeoutError
 from typing import Any
 
-from ._backends import draining
-
-#: Wall seconds of work per hand-over: small against the ~0.2 s a deadline may be late.
+#: Wall seconds a batch may take before it stops growing.
 _BATCH_S = 0.002
-#: Batches the thread may run ahead of the consumer.
-_AHEAD = 2
-#: How often a thread blocked on a full queue checks that the consumer is still there.
-_POLL_S = 0.05
+#: Largest batch: what may still run after the consumer has gone.
+_BATCH_MAX = 1024
+#: Longest a waiting consumer sleeps before it looks at the deque again (results appended in
+#: the middle of a batch notify nobody; the end of each batch does).
+_POLL_S = 0.002
 _END = object()
 
 
 class _Raised:
-    """The exception that ended the producer, in its place in the stream."""
+    """The exception that ended the results, in its place after the results before it."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -45,57 +47,68 @@ class DeadlineStream:
 
     def __init__(self, produce: Callable[[], Iterator[Any]], deadline: float) -> None:
         self._deadline = deadline
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
-        self._stop = threading.Event()
-        thread = threading.Thread(
+        self._results: deque[Any] = deque()
+        self._changed = threading.Condition()
+        self._stopped = False
+        threading.Thread(
             target=self._produce, args=(produce,), name="amorsize-map-deadline", daemon=True
-        )
-        thread.start()
-
-    def _put(self, item: Any) -> bool:
-        """Hand ``item`` over unless the consumer has gone; False if it has."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=_POLL_S)
-            except queue.Full:
-                continue
-            return True
-        return False
+        ).start()
 
     def _produce(self, produce: Callable[[], Iterator[Any]]) -> None:
-        batch: list[Any] = []
+        results = self._results
+        end: object = _END
         try:
-            results = produce()
-            size = 1
-            while not self._stop.is_set():
+            source = produce()
+            batch = 1
+            while not self._stopped:
                 started = time.perf_counter()
-                batch = []
-                # extend() keeps what it appended before an exception: positions stay exact.
-                batch.extend(itertools.islice(results, size))
-                if len(batch) < size:
-                    self._put(batch)
-                    self._put(_END)
-                    return
-                if not self._put(batch):
-                    return
-                batch = []
-                if time.perf_counter() - started < _BATCH_S / 2:
-                    size *= 2
-        except BaseException as error:  # in its place: after the results before it
-            self._put(batch)
-            self._put(_Raised(error))
+                results.extend(itertools.islice(source, batch - 1))
+                last = next(source, _END)  # whether the input goes on
+                if last is _END:
+                    break
+                results.append(last)
+                if time.perf_counter() - started < _BATCH_S:
+                    batch = min(2 * batch, _BATCH_MAX)
+                else:
+                    batch = max(1, batch // 2)
+                with self._changed:
+                    self._changed.notify_all()
+                    while len(results) >= batch and not self._stopped:
+                        self._changed.wait()
+        except BaseException as error:  # extend() kept the results before it
+            end = _Raised(error)
+        with self._changed:
+            results.append(end)
+            self._changed.notify_all()
 
     def __iter__(self) -> Iterator[Any]:
+        results = self._results
         try:
             while True:
                 try:
-                    item = self._queue.get(timeout=max(0.0, self._deadline - time.monotonic()))
-                except queue.Empty:
-                    raise FuturesTimeoutError() from None
+                    item = results.popleft()
+                except IndexError:
+                    self._wait()
+                    continue
                 if item is _END:
                     return
                 if isinstance(item, _Raised):
                     raise item.error
-                yield from draining(item)
+                yield item
+                del item  # nothing delivered stays alive here
+                if not results:
+                    with self._changed:
+                        self._changed.notify_all()  # room for the next batch
         finally:
-            self._stop.set()
+            with self._changed:
+                self._stopped = True
+                self._changed.notify_all()
+
+    def _wait(self) -> None:
+        with self._changed:
+            if self._results:
+                return
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise FuturesTimeoutError()
+            self._changed.wait(min(remaining, _POLL_S))

@@ -766,9 +766,13 @@ class AutoExecutor(Executor):
         and while a pool starts, every ``start_poll_s``: the rest moves to the pool once the
         pool has answered, if it still pays."""
         s = self._settings
+        stats = sample.stats
+        if sample.kept_args:  # measure what re-checks need now, so that nothing delivered is kept
+            if adapt and stats is not None and stats.picklable:
+                stats = self._sampler.measure_pickling(sample, stats)
+            sample.forget_kept()
         yield sample.replay()
         yield from sent  # results of items sent ahead to the pool during the sample
-        stats = sample.stats
         done = sampled = stats.items if stats else 0
         spent_s = stats.work_s if stats else 0.0
         next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
@@ -791,10 +795,6 @@ class AutoExecutor(Executor):
                     elif warm_up_after:
                         self._warm_up(warm_up_after)
                     return
-                if sample.kept_args:  # the run goes on: measure what re-checks need, let go
-                    if adapt and stats is not None and stats.picklable:
-                        stats = self._sampler.measure_pickling(sample, stats)
-                    sample.forget_kept()
                 started = time.perf_counter()
                 # The item read to see whether the input goes on, then the rest of the batch:
                 # two lazy maps rather than one over a chain, which would cost a layer per item.

@@ -248,7 +248,7 @@ class SubmitRouter:
         future.add_done_callback(self._forget)
         if proxy is None:
             return future
-        proxy.add_done_callback(functools.partial(_cancel_inner, future))
+        proxy.add_done_callback(functools.partial(_cancel_inner, weakref.ref(future)))
         future.add_done_callback(functools.partial(_copy_outcome, proxy))
         return proxy
 
@@ -283,7 +283,7 @@ class SubmitRouter:
             ),
         )
         inner.add_done_callback(self._forget)
-        proxy.add_done_callback(functools.partial(_cancel_inner, inner))
+        proxy.add_done_callback(functools.partial(_cancel_inner, weakref.ref(inner)))
         inner.add_done_callback(functools.partial(self._probe_done, profile, proxy))
         return proxy
 
@@ -438,9 +438,13 @@ def _copy_outcome(proxy: Future[Any], inner: Future[Any]) -> None:
         proxy.set_result(inner.result())
 
 
-def _cancel_inner(inner: Future[Any], proxy: Future[Any]) -> None:
-    if proxy.cancelled():
-        inner.cancel()
+def _cancel_inner(inner: weakref.ref[Future[Any]], proxy: Future[Any]) -> None:
+    """Cancel the pool's Future with its proxy. Held weakly: a Future keeps its callbacks after
+    running them, and a strong reference both ways would keep a delivered result alive until
+    the garbage collector finds the cycle (the pool holds the Future while it matters)."""
+    future = inner()
+    if future is not None and proxy.cancelled():
+        future.cancel()
 
 
 def _profile_key(fn: Callable[..., Any]) -> Any:

@@ -11,6 +11,7 @@ sampler's own rule, then asks the executor's plan for the chunk size and window 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ._config import Settings
@@ -44,8 +45,11 @@ class WorkerSample:
         self._batch_items = 0  # larger chunks (a chunksize the caller chose)
         self._batch_wall = 0.0
         self._batch_cpu = 0.0
-        self._kept_args: list[tuple[Any, ...]] = []
-        self._kept_results: list[Any] = []
+        # Pickling, measured on the first chunks as they come back (their values are not kept:
+        # a delivered result must not stay alive here).
+        self._pickled = 0  # items whose arguments and results were pickled
+        self._pickling = {"arg_bytes": 0.0, "result_bytes": 0.0, "serialize_s": 0.0}
+        self._pickling_base: SampleStats | None = None  # the function's figures, or unpicklable
 
     def observe(
         self,
@@ -67,10 +71,7 @@ class WorkerSample:
             self._batch_items += len(chunk)
             self._batch_wall += wall_s
             self._batch_cpu += cpu_s
-        room = s.sample_serialized_items - len(self._kept_args)
-        if room > 0:
-            self._kept_args.extend(chunk[:room])
-            self._kept_results.extend(results[:room])
+        self._measure_pickling(chunk, results)
         measured_s = sum(self._walls) + self._batch_wall
         enough = self._items >= s.sample_min_items and measured_s >= s.sample_min_s
         if not enough and self._chunks < self._window:
@@ -84,9 +85,47 @@ class WorkerSample:
         )
         if stats is None:
             return None
-        sample = Sample(
-            stats=stats, fn=self._fn, kept_args=self._kept_args, kept_results=self._kept_results
+        return self._plan(self._with_pickling(stats), self._items)
+
+    def _measure_pickling(self, chunk: list[tuple[Any, ...]], results: list[Any]) -> None:
+        """Pickle the first ``sample_serialized_items`` items' arguments and results, chunk by
+        chunk (``Sampler.measure_pickling``); sums per item in ``_pickling``."""
+        room = self._settings.sample_serialized_items - self._pickled
+        count = min(room, len(chunk), len(results))
+        if count <= 0:
+            return
+        first = self._pickling_base is None
+        piece = Sample(
+            fn=self._fn if first else None,
+            kept_args=chunk[:count],
+            kept_results=results[:count],
         )
-        stats = self._sampler.measure_pickling(sample, stats)
-        self._kept_args, self._kept_results = [], []  # delivered values are not kept
-        return self._plan(stats, self._items)
+        nothing = SampleStats(items=0, compute_s=0.0, cpu_s=0.0, cv=0.0, max_s=0.0)
+        figures = self._sampler.measure_pickling(piece, nothing)
+        if first or not figures.picklable:
+            self._pickling_base = figures
+        for name in self._pickling:
+            self._pickling[name] += getattr(figures, name) * count
+        self._pickled += count
+
+    def _with_pickling(self, stats: SampleStats) -> SampleStats:
+        base = self._pickling_base
+        if base is None:
+            return stats
+        if not base.picklable:
+            return replace(
+                stats,
+                pickling_measured=True,
+                picklable=False,
+                unpicklable_reason=base.unpicklable_reason,
+            )
+        items = max(1, self._pickled)
+        return replace(
+            stats,
+            pickling_measured=True,
+            callable_bytes=base.callable_bytes,
+            callable_serialize_s=base.callable_serialize_s,
+            arg_bytes=self._pickling["arg_bytes"] / items,
+            result_bytes=self._pickling["result_bytes"] / items,
+            serialize_s=self._pickling["serialize_s"] / items,
+        )
