@@ -200,9 +200,3 @@ def identity(x: object) -> object:
 
 def keywords(**kwargs: object) -> dict[str, object]:
     return kwargs
-
-
-def pause_then_wait_for(path: str, pause_s: float) -> str:
-    """Sleep ``pause_s``, then block until ``path`` exists (``wait_for_path``)."""
-    time.sleep(pause_s)
-    return wait_for_path(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,9 @@ def spare_core_probe() -> FakeProbe:
 
 @pytest.fixture
 def slow_start_pools() -> Iterator[WorkerPools]:
-    """Shared pools that start through loky's fork + exec (~0.25 s to a first answer), not by a
-    fork (~15 ms), while the probe tells the model a start is almost free: items go on running
-    here for a while after the pool was asked for."""
-    owned = WorkerPools(Settings().replace(fork_single_threaded=0))
+    """Shared pools whose workers take 1 s to start, while the probe tells the model a start is
+    almost free: items go on running here for a while after the pool was asked for."""
+    owned = WorkerPools(worker_setup=(time.sleep, (1.0,)))
     yield owned
     owned.shutdown(wait=True)
 
@@ -74,7 +74,7 @@ def test_sampled_in_process_then_pool(cheap_pool_probe: FakeProbe, tmp_path: Pat
 def test_cold_pool_starts_while_items_go_on_here(
     tmp_path: Path, slow_start_pools: WorkerPools
 ) -> None:
-    # A core is left to the parent (4 CPUs, 2 workers) and the start takes ~0.25 s: items keep
+    # A core is left to the parent (4 CPUs, 2 workers) and the start takes >= 1 s: items keep
     # running here until the pool answers, then the rest goes to it.
     path = tmp_path / "log"
     n = 300
@@ -95,7 +95,7 @@ def test_input_that_ends_before_the_pool_starts_runs_here(
     tmp_path: Path, slow_start_pools: WorkerPools
 ) -> None:
     path = tmp_path / "log"
-    n = 8  # 5 items (100 ms) here after the sample, against a start of ~0.25 s
+    n = 8  # 5 items (100 ms) here after the sample, against a start of >= 1 s
     with AutoExecutor(2, probe=spare_core_probe(), pools=slow_start_pools) as ex:
         decision = map_slow_here(ex, path, n)
     assert decision.lane == "serial", decision.summary()

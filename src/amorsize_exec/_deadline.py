@@ -42,10 +42,13 @@ class _Raised:
 
 
 class DeadlineStream:
-    """Iterates ``produce()`` on a daemon thread; the consumer waits until ``deadline`` at most
-    (``time.monotonic()``), then gets ``TimeoutError``. Work starts at construction."""
+    """Iterates ``produce(publish)`` on a daemon thread; the consumer waits until ``deadline`` at
+    most (``time.monotonic()``), then gets ``TimeoutError``. ``publish`` hands one result over
+    at once, ahead of those ``produce`` yields (the sampler's). Work starts at construction."""
 
-    def __init__(self, produce: Callable[[], Iterator[Any]], deadline: float) -> None:
+    def __init__(
+        self, produce: Callable[[Callable[[Any], None]], Iterator[Any]], deadline: float
+    ) -> None:
         self._deadline = deadline
         self._results: deque[Any] = deque()
         self._changed = threading.Condition()
@@ -54,11 +57,11 @@ class DeadlineStream:
             target=self._produce, args=(produce,), name="amorsize-map-deadline", daemon=True
         ).start()
 
-    def _produce(self, produce: Callable[[], Iterator[Any]]) -> None:
+    def _produce(self, produce: Callable[[Callable[[Any], None]], Iterator[Any]]) -> None:
         results = self._results
         end: object = _END
         try:
-            source = produce()
+            source = produce(results.append)
             batch = 1
             while not self._stopped:
                 started = time.perf_counter()

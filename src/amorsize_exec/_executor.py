@@ -66,6 +66,11 @@ logger = logging.getLogger(__name__)
 _END = object()
 
 
+#: A map's in-process pipeline, given its options and where sampled results go at once
+#: (``None``: kept for the replay).
+_InProcessStream = Callable[["_MapOptions", "Callable[[Any], None] | None"], Iterator[Any]]
+
+
 @dataclass(frozen=True)
 class _MapOptions:
     """What one ``map`` call asked for, carried to whichever lane runs it."""
@@ -207,9 +212,12 @@ class AutoExecutor(Executor):
             )
             return self._here(
                 options,
-                lambda o: self._serial_stream(fn, iterators, Sample(), None, o, adapt=False),
+                lambda o, _: self._serial_stream(fn, iterators, Sample(), None, o, adapt=False),
             )
-        return self._here(options, lambda o: self._auto_stream(fn, iterators, total, o, name))
+        return self._here(
+            options,
+            lambda o, publish: self._auto_stream(fn, iterators, total, o, name, publish=publish),
+        )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn(*args, **kwargs)``; returns a ``Future`` at once.
@@ -320,17 +328,15 @@ class AutoExecutor(Executor):
 
     # --- the lanes ---------------------------------------------------------------------------
 
-    def _here(
-        self, options: _MapOptions, stream: Callable[[_MapOptions], Iterator[Any]]
-    ) -> Iterator[Any]:
+    def _here(self, options: _MapOptions, stream: _InProcessStream) -> Iterator[Any]:
         """A map whose items may run in this process: on the consumer's thread as it reads
         (as fast as a loop); with a timeout, on a thread of its own, so that the deadline holds
         while an item runs here (``DeadlineStream``; the stdlib pool raises at the deadline
-        whatever its workers do)."""
+        whatever its workers do), its sampled results handed over one by one."""
         if options.deadline is None:
-            return stream(options)
+            return stream(options, None)
         untimed = replace(options, deadline=None)
-        return iter(DeadlineStream(lambda: stream(untimed), options.deadline))
+        return iter(DeadlineStream(lambda publish: stream(untimed, publish), options.deadline))
 
     def _auto_stream(
         self,
@@ -339,8 +345,11 @@ class AutoExecutor(Executor):
         total: int | None,
         options: _MapOptions,
         name: str,
+        *,
+        publish: Callable[[Any], None] | None = None,
     ) -> Iterator[Any]:
-        """Sample here, decide, run the rest here or in the pool (the module's data flow)."""
+        """Sample here, decide, run the rest here or in the pool (the module's data flow).
+        ``publish``: where sampled results go as they come (``Sampler.run``)."""
         chunksize = options.chunksize
         if self._strict and (problem := pickling_problem(fn)) is not None:
             raise TypeError(problem)
@@ -349,9 +358,9 @@ class AutoExecutor(Executor):
             # No limit=total: the sampler then sees the end of a short input itself (one more
             # next()), and the input-ended branch below answers without reading the machine
             # (~0.3 ms of loky.cpu_count on a first call, ~1.6 ms before the probe was split).
-            sample = self._sampler.run(fn, iterators)
+            sample = self._sampler.run(fn, iterators, publish=publish)
         else:
-            sample = self._sampler.run(fn, ahead.first, limit=1)
+            sample = self._sampler.run(fn, ahead.first, limit=1, publish=publish)
         args = zip(*iterators, strict=False)  # what the sample left
         stats = sample.stats
         self._remember(fn, stats)
@@ -361,7 +370,7 @@ class AutoExecutor(Executor):
                 raise TypeError(stats.unpicklable_reason)
         sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
         sent_count = 0 if ahead is None else ahead.count
-        remaining = None if total is None else total - len(sample.results) - sent_count
+        remaining = None if total is None else total - sample.ran - sent_count
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
             decision = Decision.serial(f"{done} during the sample")
@@ -369,7 +378,7 @@ class AutoExecutor(Executor):
             # Alone, the replay is a list iterator, which list() copies in one go (10,000
             # results: 51 us; 85 us through a chain; timeit, best of 5).
             return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
-        horizon = remaining if remaining is not None else len(sample.results)
+        horizon = remaining if remaining is not None else sample.ran
         decide_now = functools.partial(
             self._decide, stats, horizon, chunksize, sample, length_known=remaining is not None
         )

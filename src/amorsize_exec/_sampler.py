@@ -103,6 +103,14 @@ class Sample:
     fn: Callable[..., Any] | None = None
     kept_args: list[tuple[Any, ...]] = field(default_factory=list)
     kept_results: list[Any] = field(default_factory=list)
+    #: Where results went as they came, instead of ``results`` (``Sampler.run``), and how many.
+    publish: Callable[[Any], None] | None = None
+    published: int = 0
+
+    @property
+    def ran(self) -> int:
+        """Items that ran and gave a result (kept for ``replay``, or published)."""
+        return len(self.results) + self.published
 
     def replay(self) -> Iterator[Any]:
         """The sampled results in order, then the sampled exception if there was one. Each
@@ -159,19 +167,29 @@ class Sampler:
         self._serialize = serializer
 
     def run(
-        self, fn: Callable[..., Any], iterators: list[Iterator[Any]], limit: int | None = None
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        limit: int | None = None,
+        *,
+        publish: Callable[[Any], None] | None = None,
     ) -> Sample:
-        """Sample ``fn`` over ``zip(*iterators)``, reading the input only as far as sampled."""
+        """Sample ``fn`` over ``zip(*iterators)``, reading the input only as far as sampled.
+
+        With ``publish``, each result is handed to it as soon as it exists instead of being
+        kept for ``replay`` (a map with a timeout: a result must not wait for the sample's
+        end), and items are timed one by one (a batch would hold its results until it ends).
+        """
         s = self._settings
-        sample = Sample(fn=fn)
+        sample = Sample(fn=fn, publish=publish)
         m = _Measurements()
         single = len(iterators) == 1
         # One input: map over it directly, as the plain loop does (no tuple per item).
         source: Iterator[Any] = iterators[0] if single else zip(*iterators, strict=False)
         started = self._clock()
         batch = 1
-        while limit is None or len(sample.results) < limit:
-            want = batch if limit is None else min(batch, limit - len(sample.results))
+        while limit is None or sample.ran < limit:
+            want = batch if limit is None else min(batch, limit - sample.ran)
             if batch == 1:
                 item: Any = next(source, _END)
                 if item is _END:
@@ -189,7 +207,8 @@ class Sampler:
                 count >= s.sample_min_items and measured >= s.sample_min_s
             ):
                 break
-            if count >= s.sample_min_items and measured / count < s.batch_timing_below_s:
+            tiny = measured / count < s.batch_timing_below_s
+            if publish is None and count >= s.sample_min_items and tiny:
                 # Tiny items: time batches, the clock would cost more than the item.
                 batch = 2 * batch if batch > 1 else _first_batch(m, count, s)
         sample.stats = _stats(m, self._clock() - started)
@@ -209,7 +228,11 @@ class Sampler:
             return
         m.wall.append(self._clock() - wall0)
         m.cpu.append(self._cpu_clock() - cpu0)
-        sample.results.append(result)
+        if sample.publish is None:
+            sample.results.append(result)
+        else:
+            sample.publish(result)
+            sample.published += 1
         if len(sample.kept_args) < self._settings.sample_serialized_items:
             sample.kept_args.append(args)
             sample.kept_results.append(result)

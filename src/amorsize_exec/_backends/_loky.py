@@ -238,8 +238,19 @@ def _loky_context(start_method: str) -> Any:
 class WorkerPools:
     """Owns the shared warm pools of one process (see the module docstring for the rules)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        worker_setup: tuple[Callable[..., object], tuple[Any, ...]] | None = None,
+    ) -> None:
+        """``worker_setup``: ``(callable, args)`` every worker of these pools runs when it
+        starts (tests make a start slow with it; the shared workers otherwise need none)."""
         self._settings = settings or Settings()
+        self._setup: tuple[Callable[..., object] | None, tuple[Any, ...]] = worker_setup or (
+            None,
+            (),
+        )
         self._lock = threading.Lock()
         self._pools: dict[PoolSpec, _Pool] = {}
 
@@ -301,7 +312,7 @@ class WorkerPools:
                 multiprocessing.get_context("fork") if forked else _loky_context(spec.start_method)
             ),
             initializer=initialize_worker,
-            initargs=(None, (), limits if forked else None),
+            initargs=(*self._setup, limits if forked else None),
             env=None if forked else limits,
         )
         return _Pool(executor, stdlib=False, forked=forked)
