@@ -4,6 +4,7 @@ nested use inside a worker runs serially."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 from concurrent.futures import CancelledError, Future, wait
@@ -269,3 +270,40 @@ def test_map_inside_submitted_work_runs_serially_in_the_worker(fake_probe: FakeP
     assert results == [x * 2 for x in range(6)]
     assert (lane, pid != os.getpid()) == ("serial", True)
     assert "nested" in reason
+
+
+_FINALIZERS_THEN_EXIT = """
+import multiprocessing.util, sys
+from amorsize_exec import AutoExecutor
+lane = sys.argv[1]
+with AutoExecutor(lane=lane) as ex:
+    assert ex.submit(pow, 2, 8).result(timeout=30) == 256
+    assert list(ex.map(abs, range(-3, 0))) == [3, 2, 1]
+# What CPython's own test suites do after each module (test.support's _cleanup_tests): every
+# multiprocessing finalizer runs, the queues' feeder threads included, while the process goes on.
+multiprocessing.util._run_finalizers()
+with AutoExecutor(lane=lane) as ex:  # a fresh shared pool afterwards
+    assert ex.submit(pow, 3, 2).result(timeout=30) == 9
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lane", ["auto", "process"])
+def test_an_idle_shared_pool_never_keeps_the_interpreter_from_exiting(lane: str) -> None:
+    # The shared pool outlives its executors. Once multiprocessing's finalizers had stopped its
+    # call queue's feeder, loky's exit hook waited forever for workers that never got their
+    # exit sentinel. The interpreter must exit, whatever ran before.
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _FINALIZERS_THEN_EXIT, lane],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as hang:
+        pytest.fail(f"the interpreter hung at exit: {hang.stdout!r}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "exiting"

@@ -25,10 +25,12 @@ caller (joblib included) shuts down by asking for other kwargs, so we never use 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.util
 import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from concurrent.futures import ProcessPoolExecutor as StdlibProcessPool
@@ -253,6 +255,7 @@ class WorkerPools:
         )
         self._lock = threading.Lock()
         self._pools: dict[PoolSpec, _Pool] = {}
+        self._finalizer: multiprocessing.util.Finalize | None = None
 
     def _idle(self, pool: _Pool) -> bool:
         return time.monotonic() - pool.last_used >= self._settings.pool_idle_timeout_s
@@ -293,6 +296,7 @@ class WorkerPools:
             if pool is None:
                 pool = self._new_pool(spec)
                 self._pools[spec] = pool
+                self._stop_before_queues_close()
                 retired.extend(self._evict_idle(keep=spec))
             pool.leases += 1
         for old in retired:
@@ -317,6 +321,24 @@ class WorkerPools:
         )
         return _Pool(executor, stdlib=False, forked=forked)
 
+    def _stop_before_queues_close(self) -> None:
+        """Have multiprocessing's finalizers stop our pools before they close the pools' queues.
+
+        Those finalizers run at exit, but also whenever ``multiprocessing.util._run_finalizers()``
+        is called: CPython's test suites call it (``_cleanup_tests``) after each test module.
+        Each priority-10 one closes the feeder thread of a ``Queue``; loky's call queue then
+        keeps what is put in it, and at exit loky's manager thread waits forever for workers
+        that never get their exit sentinel. Stopping the pools first (priority 20, like
+        ``multiprocessing.Pool``'s 15) sends the sentinels while the feeder still runs. A run
+        of the finalizers drops them all: the next new pool registers again (caller holds the
+        lock). Held by weak reference: a ``WorkerPools`` dropped unused is not kept alive.
+        """
+        if self._finalizer is not None and self._finalizer.still_active():
+            return
+        self._finalizer = multiprocessing.util.Finalize(
+            self, _shutdown_pools, args=(weakref.ref(self),), exitpriority=20
+        )
+
     def _evict_idle(self, keep: PoolSpec) -> list[_Pool]:
         idle = sorted(
             (p.last_used, s) for s, p in self._pools.items() if s != keep and p.leases == 0
@@ -338,6 +360,12 @@ class WorkerPools:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.shutdown(wait=wait)
+
+
+def _shutdown_pools(pools: weakref.ref[WorkerPools]) -> None:
+    owner = pools()
+    if owner is not None:
+        owner.shutdown(wait=True)
 
 
 class PrivatePool:
