@@ -4,6 +4,8 @@ Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_
 
     map(fn, *iterables)
       │ check arguments and state; args = zip(*iterables) stays lazy
+      ├─ isolated (isolate, initializer, lane="process"): _isolated_stream, nothing runs here
+      ├─ timeout: what follows runs on a DeadlineStream thread (_here)
       ▼
     _send_ahead ── fn costly last time and a pool warm: items 2..P go to the pool now
       ▼
@@ -20,8 +22,8 @@ Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_
       ▼
     last_decision (DecisionRecord) + one INFO line on the "amorsize_exec" logger
 
-``submit`` goes through ``SubmitRouter``: cheap callables run on one in-process thread, costly
-ones in the pool (``_submit``).
+``submit`` goes through ``SubmitRouter`` (``_submit``): a callable's first call is timed in a
+worker; later calls of cheap callables run in-process, a thread each, costly ones in the pool.
 """
 
 from __future__ import annotations
