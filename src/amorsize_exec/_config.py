@@ -110,12 +110,18 @@ class Settings:
     #: new callable (timed in a worker) keeps further calls of it waiting for its time; then
     #: they go to the pool too (the call is then clearly not cheap).
     submit_probe_wait_s: float = 0.005
-    #: Most in-process ``submit`` calls at once, each on a thread of its own so that none waits
-    #: behind another (the stdlib ``ThreadPoolExecutor``'s default cap); past it, calls go to
-    #: the pool.
+    #: Most threads for in-process ``submit`` calls (the stdlib ``ThreadPoolExecutor``'s default
+    #: cap). One serves a burst of cheap calls; another starts only when every thread is stuck.
     submit_threads: int = 32
-    #: A task goes to the pool only if it costs this many times the pool's per-task overhead.
-    submit_min_cost_ratio: float = 10.0
+    #: A thread on one call this long counts as stuck: the calls queued behind it get a new
+    #: thread. Calls run here were measured under ~1.5 ms (``submit_min_cost_ratio`` round
+    #: trips), and a cheap one takes microseconds: 2 ms delays a call behind a slow one little.
+    submit_stall_s: float = 0.002
+    #: A task goes to the pool if it costs at least this many times the pool's per-task
+    #: overhead (prior round trip 0.75 ms: 1.5 ms). At 10, calls of 5 ms stayed in-process,
+    #: where threads share one GIL: 8 threads x 100 submits of 5 ms CPU ran 1.7-2.0x the
+    #: stdlib pool's time (benchmarks/services.py, cold); workers run them on every core.
+    submit_min_cost_ratio: float = 2.0
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (validated like the constructor)."""

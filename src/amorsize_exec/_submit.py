@@ -8,9 +8,9 @@
   its expected round trip (the pool's start if it is cold) plus ``Settings.submit_probe_wait_s``;
   then they go to the pool too. Until a call has been measured, every call runs in a worker.
 * **Later calls follow** ``cost_model.choose_submit_lane`` on the callable's mean time: cheap
-  ones run in-process on a pool of threads, costly ones in the worker pool. A thread is free
-  for every in-process call (up to ``Settings.submit_threads`` at once; past that, calls go to
-  the pool), so that no call waits behind another it does not depend on.
+  ones run in-process (``InProcessThreads``: one thread serves a burst of them, and a call stuck
+  for ``Settings.submit_stall_s`` gets the calls behind it a new thread, so none waits behind
+  one it does not depend on), costly ones in the worker pool.
 * **Isolated executors** (``isolate=True``, an ``initializer``, ``lane="process"``) send every
   call to the pool; ``lane="serial"`` and nested executors run every call on the threads.
 
@@ -30,13 +30,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _cost_model
 from ._backends import PoolLease, wait_quietly
 from ._decision import Decision, callable_name
+from ._inprocess import InProcessThreads
 
 if TYPE_CHECKING:
     from ._executor import AutoExecutor
@@ -52,7 +53,8 @@ class _Profile:
     inprocess_s: float = 0.0  # the part spent in-process (rent-or-buy of a cold pool)
     probe_started: float | None = None  # set while the first call runs in a worker
     probe_wait_s: float = 0.0  # how long later calls wait for it
-    lane: SubmitLane | None = None  # last lane chosen (to log changes only)
+    lane: SubmitLane | None = None  # last lane chosen
+    recheck_at: int = 0  # calls measured when the lane is chosen again (doubling)
     waiting: list[_Call] = field(default_factory=list)
 
     @property
@@ -77,9 +79,8 @@ class SubmitRouter:
         self._owner = owner
         self._lock = threading.Lock()
         # The threads are made on first use: most executors only map.
-        self._threads: ThreadPoolExecutor | None = None
+        self._threads: InProcessThreads | None = None
         self._threads_closed = False
-        self._inprocess = 0  # in-process calls queued or running
         self._profiles: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
         self._named_profiles: dict[tuple[str, str], _Profile] = {}  # builtins: no weak refs
         self._lease: PoolLease | None = None
@@ -129,11 +130,13 @@ class SubmitRouter:
         ``proxy`` is a pending Future someone already holds (a call that waited for a probe):
         it gets the outcome. Without one, a pool call returns the pool's own Future.
         """
-        if profile.calls and self._choose_lane(profile, fn) == "serial":
-            with self._lock:
-                free = self._inprocess < self._owner.settings.submit_threads
-            if free:
-                return self._in_process(proxy or Future(), profile, fn, args, kwargs)
+        if not profile.calls:
+            return self._to_pool(fn, args, kwargs, proxy)
+        lane = profile.lane
+        if lane is None or profile.calls >= profile.recheck_at:
+            lane = self._choose_lane(profile, fn)
+        if lane == "serial":
+            return self._in_process(proxy or Future(), profile, fn, args, kwargs)
         return self._to_pool(fn, args, kwargs, proxy)
 
     def _in_process(
@@ -149,19 +152,19 @@ class SubmitRouter:
             if self._threads is None:
                 if self._threads_closed:  # as a shut-down ThreadPoolExecutor would say
                     raise RuntimeError("cannot schedule new futures after shutdown")
-                self._threads = ThreadPoolExecutor(
-                    max_workers=self._owner.settings.submit_threads,
-                    thread_name_prefix="amorsize-inprocess",
+                settings = self._owner.settings
+                self._threads = InProcessThreads(
+                    max_threads=settings.submit_threads,
+                    stall_s=settings.submit_stall_s,
+                    name="amorsize-inprocess",
                 )
             threads = self._threads
             self._queued.add(proxy)
-            self._inprocess += 1
         try:
-            threads.submit(self._run_queued, proxy, profile, fn, args, kwargs)
+            threads.submit(functools.partial(self._run_queued, proxy, profile, fn, args, kwargs))
         except BaseException:
             with self._lock:
                 self._queued.discard(proxy)
-                self._inprocess -= 1
             raise
         return proxy
 
@@ -173,54 +176,46 @@ class SubmitRouter:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
+        with self._lock:
+            if proxy not in self._queued:
+                return  # cancelled (and notified) by shutdown(cancel_futures=True)
+            self._queued.discard(proxy)
+        if not proxy.set_running_or_notify_cancel():
+            return  # cancelled by its holder
+        started = time.perf_counter()
         try:
-            with self._lock:
-                if proxy not in self._queued:
-                    return  # cancelled (and notified) by shutdown(cancel_futures=True)
-                self._queued.discard(proxy)
-            if not proxy.set_running_or_notify_cancel():
-                return  # cancelled by its holder
-            started = time.perf_counter()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # as the stdlib's thread pool: the Future carries it
-                proxy.set_exception(exc)
-            else:
-                proxy.set_result(result)
-            finally:
-                if profile is not None:
-                    elapsed = time.perf_counter() - started
-                    with self._lock:
-                        profile.record(elapsed, in_process=True)
-            del proxy, args, kwargs  # nothing of a delivered call stays alive here
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # as the stdlib's thread pool: the Future carries it
+            proxy.set_exception(exc)
+        else:
+            proxy.set_result(result)
+            del result
         finally:
-            with self._lock:
-                self._inprocess -= 1
+            if profile is not None:
+                elapsed = time.perf_counter() - started
+                with self._lock:
+                    profile.record(elapsed, in_process=True)
 
     def _choose_lane(self, profile: _Profile, fn: Callable[..., Any]) -> SubmitLane:
+        """The lane for ``fn``'s calls until its measured calls double (choosing on every
+        call was ~45% of a trivial submit's cost)."""
         owner = self._owner
+        profile.recheck_at = 2 * profile.calls
         workers = owner.submit_workers()
-        if workers < 2:
-            return "serial"
         task_s = profile.measured_s / profile.calls
-        source = owner.pool_source(workers)
-        machine = owner.probe.profile()
-        lane = _cost_model.choose_submit_lane(
-            task_s,
-            machine,
-            owner.settings,
-            pool_warm=source.is_warm(),
-            inprocess_spent_s=profile.inprocess_s,
-        )
-        if lane == "process" and not machine.calibrated:
-            machine = owner.probe.calibrated_profile()
-            lane = _cost_model.choose_submit_lane(
+        # On the machine's priors: calibrating here would block this submit (or a pool's
+        # callback thread) on round trips to the pool.
+        lane: SubmitLane = (
+            "serial"
+            if workers < 2
+            else _cost_model.choose_submit_lane(
                 task_s,
-                machine,
+                owner.probe.profile(),
                 owner.settings,
-                pool_warm=source.is_warm(),
+                pool_warm=owner.pool_source(workers).is_warm(),
                 inprocess_spent_s=profile.inprocess_s,
             )
+        )
         if lane != profile.lane:
             profile.lane = lane
             owner.record_submit_decision(callable_name(fn), _submit_decision(lane, task_s, workers))
@@ -312,8 +307,18 @@ class SubmitRouter:
             # Not measured (cancelled, or the pool failed it): the next call probes again.
             profile.probe_started = None
             waiting, profile.waiting = profile.waiting, []
+            if not waiting:
+                return
             self._releasing += 1
-        self._release_waiting(profile, waiting, measured=measured)
+        # This runs on the pool's own thread (a Future's callback): dispatching from it could
+        # wait on that pool. A thread of its own does it.
+        threading.Thread(
+            target=self._release_waiting,
+            args=(profile, waiting),
+            kwargs={"measured": measured},
+            name="amorsize-release",
+            daemon=True,
+        ).start()
 
     def _forget(self, future: Future[Any]) -> None:
         with self._lock:
@@ -415,7 +420,7 @@ class SubmitRouter:
         with self._lock:
             threads, self._threads_closed = self._threads, True
         if threads is not None:
-            threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+            threads.shutdown(wait=wait)
         if wait:
             for future in pool_futures:
                 wait_quietly(future)
