@@ -25,6 +25,7 @@ from _workloads import (
     keywords,
     make_dummy,
     set_factor,
+    square_after_spin,
     times_factor,
     wait_for_path,
     worker_pid,
@@ -212,3 +213,20 @@ def test_submit_passes_keywords_named_fn_and_self(lane: str) -> None:
     with executor(lane) as ex:
         futures: list[Future[Any]] = [ex.submit(keywords, self=1, fn=2) for _ in range(3)]
         assert [f.result(timeout=30) for f in futures] == [{"self": 1, "fn": 2}] * 3
+
+
+# --- services: a burst of costly calls ---------------------------------------------------------
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_a_burst_of_costly_calls_before_the_first_result_all_complete() -> None:
+    # The calls wait for the first one's time, then go to the pool: deciding that on the
+    # pool's own callback thread once waited there for the pool (a deadlock, every time).
+    with AutoExecutor() as ex:
+        futures = [ex.submit(square_after_spin, x, 0.02) for x in range(12)]
+        _, not_done = wait(futures, timeout=30)
+        assert not not_done, "calls never completed"
+        assert [f.result() for f in futures] == [x * x for x in range(12)]
+        assert ex.last_decision is not None
+        assert ex.last_decision.lane == "process"
