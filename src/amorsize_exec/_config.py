@@ -115,8 +115,10 @@ class Settings:
     submit_threads: int = 32
     #: A thread on one call this long counts as stuck: the calls queued behind it get a new
     #: thread. Calls run here were measured under ~1.5 ms (``submit_min_cost_ratio`` round
-    #: trips), and a cheap one takes microseconds: 2 ms delays a call behind a slow one little.
-    submit_stall_s: float = 0.002
+    #: trips), but a thread that waits for the GIL looks busy too (switch interval 5 ms): at
+    #: 2 ms, bursts of trivial submits started up to 5 threads and ran 1.2-2.3x slower. 20 ms
+    #: is four switch intervals, and no user notices it behind a slow call.
+    submit_stall_s: float = 0.02
     #: A task goes to the pool if it costs at least this many times the pool's per-task
     #: overhead (prior round trip 0.75 ms: 1.5 ms). At 10, calls of 5 ms stayed in-process,
     #: where threads share one GIL: 8 threads x 100 submits of 5 ms CPU ran 1.7-2.0x the
