@@ -387,7 +387,7 @@ class AutoExecutor(Executor):
         decision, profile, stats = decide_now()
         starting = None
         if decision.lane == "process" and not self.pool_source(decision.workers).is_warm():
-            starting = self._start_pool(decision, profile, options)
+            starting = self._start_pool(decision, profile)
             if starting.answered.done():  # it waited (no core to spare): plan on the running pool
                 decision, profile, stats = decide_now()
                 starting.lease.release()
@@ -593,13 +593,12 @@ class AutoExecutor(Executor):
         self,
         decision: Decision,
         profile: MachineProfile,
-        options: _MapOptions,
         *,
         mid_run: bool = False,
     ) -> _PoolStart:
         """Start the pool ``decision`` wants. If a core is left to the parent, do not wait: the
         run goes on in-process and hands the rest over once a worker has answered. Otherwise
-        wait for the answer (or the deadline): items run here would slow the start more than
+        wait for the answer: items run here would slow the start more than
         they gain (``_cost_model.parent_share_while_starting``)."""
         lease = self.pool_source(decision.workers).lease()
         try:
@@ -650,7 +649,7 @@ class AutoExecutor(Executor):
     ) -> Iterator[Any]:
         """Every item in the pool (``isolate``, an initializer, ``lane="process"``). The first
         chunks go out one item each (all workers busy at once), timed in the workers; once
-        they are back, the model sizes the rest (``_WorkerSample``)."""
+        they are back, the model sizes the rest (``WorkerSample``)."""
         profile = self._profile()
         workers = self._worker_cap(profile)
         forced = self._lane == "process"
@@ -854,7 +853,7 @@ class AutoExecutor(Executor):
                         starting = None
                     continue
                 if starting is None and not self.pool_source(decision.workers).is_warm():
-                    starting = self._start_pool(decision, profile, options, mid_run=True)
+                    starting = self._start_pool(decision, profile, mid_run=True)
                     if not starting.answered.done():
                         continue  # items go on here until a worker answers
                     decision, profile, stats = decide_now()  # on the running pool

@@ -382,7 +382,10 @@ class SubmitRouter:
         module, name = getattr(key, "__module__", None), getattr(key, "__qualname__", None)
         if not isinstance(name, str):
             return None
-        return self._named_profiles.setdefault((str(module), name), _Profile())
+        profile = self._named_profiles.get((str(module), name))
+        if profile is None:
+            profile = self._named_profiles[str(module), name] = _Profile()
+        return profile
 
     def shutdown(self, wait: bool, cancel_futures: bool) -> None:
         with self._lock:
