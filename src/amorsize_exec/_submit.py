@@ -262,7 +262,11 @@ class SubmitRouter:
         proxy: Future[Any] = Future()
         with self._lock:
             profile.probe_wait_s = start_s + owner.settings.submit_probe_wait_s
-            inner = self._pool_lease().submit_timed(fn, args, kwargs)
+            try:
+                inner = self._pool_lease().submit_timed(fn, args, kwargs)
+            except BaseException:
+                profile.probe_started = None  # refused (a broken pool): the next call probes
+                raise
             self._pool_futures.add(inner)
             self._start_timer(profile)
         owner.record_submit_decision(
