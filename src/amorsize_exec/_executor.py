@@ -23,7 +23,8 @@ Data flow of one ``map`` call (orchestration only; the arithmetic is in ``_cost_
     last_decision (DecisionRecord) + one INFO line on the "amorsize_exec" logger
 
 ``submit`` goes through ``SubmitRouter`` (``_submit``): a callable's first call is timed in a
-worker; later calls of cheap callables run in-process, a thread each, costly ones in the pool.
+worker; later calls of cheap callables run in-process (``InProcessThreads``), costly ones in the
+pool.
 """
 
 from __future__ import annotations
