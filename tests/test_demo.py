@@ -26,6 +26,10 @@ def test_demo_prints_times_and_decisions_for_each_workload() -> None:
     assert "generator" in text
     assert text.count("decision: map(") == 2
     assert "decision: map(double): serial" in text
+    serial_rows = [
+        line for line in text.splitlines() if "decision:" in line and ": serial," in line
+    ]
+    assert text.count("is the cost of deciding") == len(serial_rows), "said on serial rows only"
 
 
 def test_default_workloads_cover_the_issue() -> None:
