@@ -71,6 +71,12 @@ class DecisionRecord:
     def lane(self) -> DecisionLane:
         return self.decision.lane
 
+    @property
+    def lane_text(self) -> str:
+        """Where the items run, in a few words: ``'serial'``, ``'2 workers x 49'``."""
+        d = self.decision
+        return "serial" if d.lane == "serial" else f"{d.workers} workers x {d.chunksize}"
+
     def summary(self) -> str:
         """One line for logs and people."""
         d = self.decision

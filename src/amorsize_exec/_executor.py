@@ -61,6 +61,7 @@ from ._config import LANES, Lane, Settings, in_worker_process
 from ._deadline import DeadlineStream
 from ._decision import Decision, DecisionRecord, callable_name
 from ._machine import MachineProbe, MachineProfile, default_probe
+from ._progress import Progress, check_progress, with_progress
 from ._sampler import Sample, Sampler, SampleStats, pickling_problem
 from ._submit import SubmitRouter
 from ._worker_sample import WorkerSample
@@ -179,15 +180,19 @@ class AutoExecutor(Executor):
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
+        progress: Progress = None,
     ) -> Iterator[Any]:
         """Ordered results of ``fn`` over ``zip(*iterables)``, like ``ProcessPoolExecutor.map``.
 
         Input is read lazily with bounded look-ahead (an endless generator works), as with
         ``buffersize`` in Python 3.14; work starts at the call. An exception raised by ``fn``
         for item *i* is raised when the consumer reaches position *i*. ``timeout`` counts from
-        this call. ``chunksize=None`` lets the cost model choose.
+        this call. ``chunksize=None`` lets the cost model choose. ``progress=True`` draws a
+        tqdm bar (the ``progress`` extra), a callable gets ``(done, total)`` as results are
+        delivered (``total`` is ``None`` for an input without a length).
         """
         _check_map_args(fn, timeout, chunksize, buffersize)
+        check_progress(progress)
         options = _MapOptions(
             None if timeout is None else time.monotonic() + timeout, chunksize, buffersize
         )
@@ -198,6 +203,24 @@ class AutoExecutor(Executor):
         if not iterators:
             return iter(())
         total = _known_length(iterables)
+        results = self._map(fn, iterators, total, options)
+        if progress is None or progress is False:
+            return results
+
+        def lane_text() -> str | None:
+            record = self._last_decision
+            return None if record is None else record.lane_text
+
+        return with_progress(results, progress, total, lane_text)
+
+    def _map(
+        self,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        total: int | None,
+        options: _MapOptions,
+    ) -> Iterator[Any]:
+        """``map`` once its arguments are checked: the lane that runs it."""
         name = callable_name(fn)
         if self._isolated and not self._nested:
             return self._isolated_stream(fn, iterators, total=total, options=options, name=name)
