@@ -54,6 +54,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/services.py
 
 from benchmarks import _load
 from benchmarks import workloads as W
+from benchmarks.report import fmt_s
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "services"
@@ -598,18 +599,10 @@ def run_warm(args: argparse.Namespace, scenarios: list[Scenario]) -> dict[str, A
 # --- figures and the report -------------------------------------------------------------------
 
 
-def _fmt_s(t: float) -> str:
-    if t < 1e-3:
-        return f"{t * 1e6:.0f} us"
-    if t < 1.0:
-        return f"{t * 1e3:.3g} ms"
-    return f"{t:.2f} s"
-
-
 def _cell(fig: dict[str, Any], scenario: Scenario) -> str:
     if scenario.name == "latency_cheap":
         return f"p50 {fig['p50'] * 1e3:.3f} / p90 {fig['p90'] * 1e3:.3f} ms"
-    return _fmt_s(fig["t"])
+    return fmt_s(fig["t"])
 
 
 def summarize_scenario(
@@ -661,7 +654,7 @@ def targets(mode: str, figures: dict[str, dict[str, Any]]) -> list[tuple[str, st
         out.append(
             (
                 f"trivial_2000: AutoExecutor <= {TRIVIAL_VS_TPE1:g}x TPE(1)",
-                f"{r:.2f}x ({_fmt_s(fig['auto']['t'])} vs {_fmt_s(fig['tpe1']['t'])})",
+                f"{r:.2f}x ({fmt_s(fig['auto']['t'])} vs {fmt_s(fig['tpe1']['t'])})",
                 "yes" if r <= TRIVIAL_VS_TPE1 else "**NO**",
             )
         )
@@ -671,7 +664,7 @@ def targets(mode: str, figures: dict[str, dict[str, Any]]) -> list[tuple[str, st
         out.append(
             (
                 f"submit_return_300: 300 submits return in < {SUBMIT_RETURN_MAX_S * 1e3:.0f} ms",
-                _fmt_s(t),
+                fmt_s(t),
                 "yes" if t < SUBMIT_RETURN_MAX_S else "**NO**",
             )
         )
