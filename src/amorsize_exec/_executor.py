@@ -204,14 +204,12 @@ class AutoExecutor(Executor):
             return iter(())
         total = _known_length(iterables)
         results = self._map(fn, iterators, total, options)
-        if progress is None or progress is False:
-            return results
+        return with_progress(results, progress, total, self._lane_text)
 
-        def lane_text() -> str | None:
-            record = self._last_decision
-            return None if record is None else record.lane_text
-
-        return with_progress(results, progress, total, lane_text)
+    def _lane_text(self) -> str | None:
+        """Where the last decision runs the items, for a progress bar (``None`` before one)."""
+        record = self._last_decision
+        return None if record is None else record.lane_text
 
     def _map(
         self,

@@ -249,10 +249,8 @@ class WorkerPools:
         """``worker_setup``: ``(callable, args)`` every worker of these pools runs when it
         starts (tests make a start slow with it; the shared workers otherwise need none)."""
         self._settings = settings or Settings()
-        self._setup: tuple[Callable[..., object] | None, tuple[Any, ...]] = worker_setup or (
-            None,
-            (),
-        )
+        no_setup: tuple[None, tuple[Any, ...]] = (None, ())
+        self._setup = worker_setup or no_setup
         self._lock = threading.Lock()
         self._pools: dict[PoolSpec, _Pool] = {}
         self._finalizer: multiprocessing.util.Finalize | None = None
