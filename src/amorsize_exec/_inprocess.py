@@ -13,6 +13,8 @@ Threads are daemons, drained at interpreter exit as ``ThreadPoolExecutor``'s are
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 import weakref
@@ -137,5 +139,14 @@ def _drain_at_exit() -> None:
         lane.shutdown(wait=True)
 
 
+def _forget_after_fork() -> None:
+    """A forked child has none of the parent's threads, and their locks may be held: its exit
+    must not touch the parent's lanes."""
+    _live.clear()
+
+
 # As concurrent.futures.thread does: runs before the interpreter joins non-daemon threads.
-threading._register_atexit(_drain_at_exit)  # type: ignore[attr-defined]
+with contextlib.suppress(RuntimeError):  # imported while the interpreter shuts down
+    threading._register_atexit(_drain_at_exit)  # type: ignore[attr-defined]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
