@@ -290,12 +290,8 @@ class SubmitRouter:
         """The probe's outcome onto its proxy; its time into the profile; the calls that
         waited for it are dispatched."""
         measured = False
-        if inner.cancelled():
-            proxy.cancel()
-            proxy.set_running_or_notify_cancel()
-        elif (error := inner.exception()) is not None:  # the pool's: broken, pickling, ...
-            if proxy.set_running_or_notify_cancel():
-                proxy.set_exception(error)
+        if inner.cancelled() or inner.exception() is not None:  # the pool's: broken, pickling
+            _copy_outcome(proxy, inner)
         else:
             ok, value, seconds = inner.result()
             with self._lock:
