@@ -3,47 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
 import amorsize_exec
+from _children import leftover_children
 from _polling import wait_until
 from amorsize_exec import WorkerPools
 from amorsize_exec.testing import FakeProbe, make_profile
 
-#: Helper processes that live as long as the interpreter by design (one each, shared by every
-#: pool): loky's and multiprocessing's resource trackers, and the forkserver if a test asked for
-#: that start method. They are not workers and are not leftovers of a test.
-_INTERPRETER_HELPERS = ("resource_tracker", "semaphore_tracker", "multiprocessing.forkserver")
-
 #: Seconds a test's workers get to exit after the pools are reset.
 _GRACE_S = 5.0
-
-
-def _is_helper(process: psutil.Process) -> bool:
-    """A helper is a direct child (workers forked by a forkserver keep its command line, but
-    are its children, not ours)."""
-    try:
-        command = " ".join(process.cmdline())
-        parent = process.ppid()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return False
-    return parent == os.getpid() and any(tag in command for tag in _INTERPRETER_HELPERS)
-
-
-def _alive(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def leftover_children() -> list[psutil.Process]:
-    """Live child processes of this test process, interpreter helpers excepted."""
-    return [p for p in psutil.Process().children(recursive=True) if _alive(p) and not _is_helper(p)]
 
 
 @pytest.fixture(autouse=True)

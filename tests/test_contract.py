@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from _children import leftover_children
 from _faults import segfault
 from _polling import wait_until
 from _workloads import (
@@ -25,6 +26,7 @@ from _workloads import (
     keywords,
     make_dummy,
     set_factor,
+    sleep_then_return,
     square_after_spin,
     times_factor,
     wait_for_path,
@@ -37,6 +39,7 @@ from amorsize_exec.testing import FakeProbe
 LANES: dict[str, dict[str, Any]] = {
     "auto": {},
     "serial": {"lane": "serial"},
+    "thread": {"lane": "thread"},
     "process": {"lane": "process"},
     "isolate": {"isolate": True},
 }
@@ -112,6 +115,22 @@ def test_map_timeout_is_raised_while_an_item_still_runs(lane: str, tmp_path: Pat
     # Behaviour, not speed: the item blocks until the gate exists (created only after this), so
     # a TimeoutError that waited for it would have come after wait_for_path's own 20 s.
     assert raised_after_s < 10.0
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_a_map_that_timed_out_during_its_sample_starts_no_pool(
+    cheap_pool_probe: FakeProbe,
+) -> None:
+    # The sample's one item (0.5 s) outlives the timeout; on its measure, the 3 items left
+    # would take a pool. The consumer has gone by then: nothing may start for nobody (such a
+    # pool outlived the executor and the test, 1 run in 3 of the auto lane's suite).
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        results = ex.map(sleep_then_return, range(4), [0.5] * 4, timeout=0.2)
+        with pytest.raises(FuturesTimeoutError):
+            list(results)
+    time.sleep(1.0)  # the item ends at 0.5 s; a pool would be starting by now
+    assert leftover_children() == []
 
 
 @pytest.mark.timeout(60)

@@ -16,7 +16,7 @@ from amorsize_exec._cost_model import (
     horizon_for_unknown_length,
     parent_share_while_starting,
 )
-from amorsize_exec._sampler import SampleStats
+from amorsize_exec._stats import SampleStats
 from amorsize_exec.testing import make_profile
 
 SETTINGS = Settings()

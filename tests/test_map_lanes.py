@@ -48,6 +48,13 @@ class TestProcessLane(MapSuite, EndlessInputSuite):
         return AutoExecutor(lane="process", probe=_probe(), **kw)
 
 
+class TestThreadLane(MapSuite, EndlessInputSuite):
+    pytestmark: ClassVar[list[pytest.MarkDecorator]] = PROCESS_TEST  # submit uses the pool
+
+    def make_executor(self, **kw: Any) -> Executor:
+        return AutoExecutor(lane="thread", probe=_probe(), **kw)
+
+
 class TestAutoLane(MapSuite, EndlessInputSuite):
     pytestmark: ClassVar[list[pytest.MarkDecorator]] = PROCESS_TEST
 

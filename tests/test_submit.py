@@ -186,7 +186,7 @@ def test_a_router_that_never_ran_anything_shuts_down_and_then_refuses(
     fake_probe: FakeProbe,
 ) -> None:
     """Its thread is made on first use: one never made must still refuse after shutdown."""
-    router = SubmitRouter(AutoExecutor(lane="serial", probe=fake_probe))
+    router = SubmitRouter(AutoExecutor(lane="serial", probe=fake_probe)._runtime)
     router.shutdown(wait=True, cancel_futures=True)
     with pytest.raises(RuntimeError, match="after shutdown"):
         router.submit(double, (1,), {})

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         default_probe,
         reset_default_probe,
     )
-    from ._sampler import SampleStats
+    from ._stats import SampleStats
 
     __version__: str
 
@@ -41,7 +41,7 @@ _SUBMODULE_OF = {
     "DecisionRecord": "._decision",
     "MachineProbe": "._machine",
     "MachineProfile": "._machine",
-    "SampleStats": "._sampler",
+    "SampleStats": "._stats",
     "Settings": "._config",
     "SystemProbe": "._machine",
     "UnpicklableResultError": "._errors",

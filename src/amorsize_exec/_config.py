@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Lane = Literal["auto", "serial", "process"]
-LANES: tuple[Lane, ...] = ("auto", "serial", "process")
+Lane = Literal["auto", "serial", "thread", "process"]
+LANES: tuple[Lane, ...] = ("auto", "serial", "thread", "process")
 
 #: Set in every worker process this package starts, so that nested use runs serially.
 WORKER_ENV_VAR = "AMORSIZE_EXEC_WORKER"
@@ -104,6 +104,10 @@ class Settings:
     recheck_first_s: float = 0.02
     #: Largest batch of items a serial run hands to the built-in map between re-checks.
     serial_batch_max_items: int = 65536
+
+    # --- the thread lane (items that mostly wait) ------------------------------------------------
+    #: Most threads a map's thread lane uses (the stdlib ``ThreadPoolExecutor``'s default cap).
+    thread_lane_max_threads: int = 32
 
     # --- submit() -------------------------------------------------------------------------------
     #: How long, beyond its expected round trip (the pool's start if cold), the first call of a

@@ -28,7 +28,7 @@ from ._decision import Decision
 if TYPE_CHECKING:
     from ._config import Settings
     from ._machine import MachineProfile
-    from ._sampler import SampleStats
+    from ._stats import SampleStats
 
 #: Per-item compute below which a chunk size is computed as if the item took this long
 #: (avoids dividing by a zero measurement).

@@ -32,6 +32,8 @@ _BATCH_MAX = 1024
 #: the middle of a batch notify nobody; the end of each batch does).
 _POLL_S = 0.002
 _END = object()
+#: ``(publish, wanted) -> results``: see ``DeadlineStream``.
+Produce = Callable[[Callable[[Any], None], Callable[[], bool]], Iterator[Any]]
 
 
 class _Raised:
@@ -42,13 +44,13 @@ class _Raised:
 
 
 class DeadlineStream:
-    """Iterates ``produce(publish)`` on a daemon thread; the consumer waits until ``deadline`` at
-    most (``time.monotonic()``), then gets ``TimeoutError``. ``publish`` hands one result over
-    at once, ahead of those ``produce`` yields (the sampler's). Work starts at construction."""
+    """Iterates ``produce(publish, wanted)`` on a daemon thread; the consumer waits until
+    ``deadline`` at most (``time.monotonic()``), then gets ``TimeoutError``. ``publish`` hands
+    one result over at once, ahead of those ``produce`` yields (the sampler's); ``wanted()`` is
+    False once the consumer has gone, so that ``produce`` starts nothing new (a pool bought
+    for nobody would outlive the map). Work starts at construction."""
 
-    def __init__(
-        self, produce: Callable[[Callable[[Any], None]], Iterator[Any]], deadline: float
-    ) -> None:
+    def __init__(self, produce: Produce, deadline: float) -> None:
         self._deadline = deadline
         self._results: deque[Any] = deque()
         self._changed = threading.Condition()
@@ -57,11 +59,14 @@ class DeadlineStream:
             target=self._produce, args=(produce,), name="amorsize-map-deadline", daemon=True
         ).start()
 
-    def _produce(self, produce: Callable[[Callable[[Any], None]], Iterator[Any]]) -> None:
+    def _wanted(self) -> bool:
+        return not self._stopped
+
+    def _produce(self, produce: Produce) -> None:
         results = self._results
         end: object = _END
         try:
-            source = produce(results.append)
+            source = produce(results.append, self._wanted)
             batch = 1
             while not self._stopped:
                 started = time.perf_counter()

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ._machine import MachineProfile
-    from ._sampler import SampleStats
+    from ._stats import SampleStats
 
-DecisionLane = Literal["serial", "process"]
+DecisionLane = Literal["serial", "thread", "process"]
 
 
 @dataclass(frozen=True)
@@ -19,8 +19,9 @@ class Decision:
     """The cost model's answer for the items that remain after the sample.
 
     Attributes:
-        lane: ``"serial"`` (in-process) or ``"process"`` (the loky pool).
-        workers: worker processes to use (1 for serial).
+        lane: ``"serial"`` (in-process), ``"thread"`` (threads of this process) or
+            ``"process"`` (the loky pool).
+        workers: worker processes, or threads, to use (1 for serial).
         chunksize: items per task sent to a worker (the serial lane ignores it).
         predicted_speedup: predicted serial time / parallel time at ``workers`` (1.0 if serial).
         speedup_at_two: the card's test figure: predicted speedup with 2 workers.
@@ -75,12 +76,17 @@ class DecisionRecord:
     def lane_text(self) -> str:
         """Where the items run, in a few words: ``'serial'``, ``'2 workers x 49'``."""
         d = self.decision
-        return "serial" if d.lane == "serial" else f"{d.workers} workers x {d.chunksize}"
+        if d.lane == "serial":
+            return "serial"
+        return f"{d.workers} {'threads' if d.lane == 'thread' else 'workers'} x {d.chunksize}"
 
     def summary(self) -> str:
         """One line for logs and people."""
         d = self.decision
-        where = "serial" if d.lane == "serial" else f"{d.workers} workers x chunks of {d.chunksize}"
+        where = "serial"
+        if d.lane != "serial":
+            unit = "threads" if d.lane == "thread" else "workers"
+            where = f"{d.workers} {unit} x chunks of {d.chunksize}"
         forced = " (forced)" if self.forced else ""
         return (
             f"{self.call}({self.function}): {where}{forced}, predicted {d.predicted_speedup:.2f}x"

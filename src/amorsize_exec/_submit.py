@@ -31,58 +31,36 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._backends import PoolLease, wait_quietly
+from ._call_profiles import (
+    Call,
+    CallProfile,
+    CallProfiles,
+    SubmitLane,
+    cancel_inner,
+    copy_outcome,
+    submit_decision,
+)
 from ._decision import Decision, callable_name
 from ._inprocess import InProcessThreads
 
 if TYPE_CHECKING:
-    from ._executor import AutoExecutor
-
-SubmitLane = Literal["serial", "process"]
-_Call = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-
-
-@dataclass
-class _Profile:
-    calls: int = 0  # calls measured (in a worker or in-process)
-    measured_s: float = 0.0  # their total time
-    inprocess_s: float = 0.0  # the part spent in-process (rent-or-buy of a cold pool)
-    probe_started: float | None = None  # set while the first call runs in a worker
-    probe_wait_s: float = 0.0  # how long later calls wait for it
-    lane: SubmitLane | None = None  # last lane chosen
-    recheck_at: int = 0  # calls measured when the lane is chosen again (doubling)
-    waiting: list[_Call] = field(default_factory=list)
-
-    @property
-    def probing(self) -> bool:
-        return self.probe_started is not None
-
-    def overdue(self) -> bool:
-        started = self.probe_started
-        return started is not None and time.monotonic() - started >= self.probe_wait_s
-
-    def record(self, seconds: float, *, in_process: bool) -> None:
-        self.calls += 1
-        self.measured_s += seconds
-        if in_process:
-            self.inprocess_s += seconds
+    from ._runtime import Runtime
 
 
 class SubmitRouter:
     """Owns ``submit``'s two lanes for one ``AutoExecutor``."""
 
-    def __init__(self, owner: AutoExecutor) -> None:
+    def __init__(self, owner: Runtime) -> None:
         self._owner = owner
         self._lock = threading.Lock()
         # The threads are made on first use: most executors only map.
         self._threads: InProcessThreads | None = None
         self._threads_closed = False
-        self._profiles: weakref.WeakKeyDictionary[Any, _Profile] = weakref.WeakKeyDictionary()
-        self._named_profiles: dict[tuple[str, str], _Profile] = {}  # builtins: no weak refs
+        self._profiles = CallProfiles()
         self._lease: PoolLease | None = None
         self._pool_futures: set[Future[Any]] = set()
         self._timers: set[threading.Timer] = set()
@@ -101,7 +79,7 @@ class SubmitRouter:
             return self._to_pool(fn, args, kwargs)
         probe = False
         with self._lock:
-            profile = self._profile_of(fn)
+            profile = self._profiles.of(fn)
             if profile is not None and profile.calls == 0 and not profile.probing:
                 probe = True
                 profile.probe_started = time.monotonic()
@@ -120,7 +98,7 @@ class SubmitRouter:
     def _dispatch(
         self,
         proxy: Future[Any] | None,
-        profile: _Profile,
+        profile: CallProfile,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -142,7 +120,7 @@ class SubmitRouter:
     def _in_process(
         self,
         proxy: Future[Any],
-        profile: _Profile | None,
+        profile: CallProfile | None,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -171,7 +149,7 @@ class SubmitRouter:
     def _run_queued(
         self,
         proxy: Future[Any],
-        profile: _Profile | None,
+        profile: CallProfile | None,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -196,7 +174,7 @@ class SubmitRouter:
                 with self._lock:
                     profile.record(elapsed, in_process=True)
 
-    def _choose_lane(self, profile: _Profile, fn: Callable[..., Any]) -> SubmitLane:
+    def _choose_lane(self, profile: CallProfile, fn: Callable[..., Any]) -> SubmitLane:
         """The lane for ``fn``'s calls until its measured calls double (choosing on every
         call was ~45% of a trivial submit's cost)."""
         owner = self._owner
@@ -212,13 +190,13 @@ class SubmitRouter:
                 task_s,
                 owner.probe.profile(),
                 owner.settings,
-                pool_warm=owner.pool_source(workers).is_warm(),
+                pool_warm=owner.processes.source(workers).is_warm(),
                 inprocess_spent_s=profile.inprocess_s,
             )
         )
         if lane != profile.lane:
             profile.lane = lane
-            owner.record_submit_decision(callable_name(fn), _submit_decision(lane, task_s, workers))
+            owner.record_submit_decision(callable_name(fn), submit_decision(lane, task_s, workers))
         return lane
 
     def _pool_lease(self) -> PoolLease:
@@ -226,7 +204,7 @@ class SubmitRouter:
         if self._lease is None or self._lease.broken:
             if self._lease is not None:
                 self._lease.release()
-            self._lease = self._owner.pool_source(self._owner.submit_workers()).lease()
+            self._lease = self._owner.processes.source(self._owner.submit_workers()).lease()
         return self._lease
 
     def _to_pool(
@@ -243,13 +221,13 @@ class SubmitRouter:
         future.add_done_callback(self._forget)
         if proxy is None:
             return future
-        proxy.add_done_callback(functools.partial(_cancel_inner, weakref.ref(future)))
-        future.add_done_callback(functools.partial(_copy_outcome, proxy))
+        proxy.add_done_callback(functools.partial(cancel_inner, weakref.ref(future)))
+        future.add_done_callback(functools.partial(copy_outcome, proxy))
         return proxy
 
     def _probe(
         self,
-        profile: _Profile,
+        profile: CallProfile,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -257,7 +235,7 @@ class SubmitRouter:
         """The callable's first call: in a worker, timed there (``_worker.timed_call``)."""
         owner = self._owner
         workers = owner.submit_workers()
-        warm = owner.pool_source(workers).is_warm()
+        warm = owner.processes.source(workers).is_warm()
         start_s = 0.0 if warm else owner.machine_profile().spawn_s(workers)
         proxy: Future[Any] = Future()
         with self._lock:
@@ -282,16 +260,16 @@ class SubmitRouter:
             ),
         )
         inner.add_done_callback(self._forget)
-        proxy.add_done_callback(functools.partial(_cancel_inner, weakref.ref(inner)))
+        proxy.add_done_callback(functools.partial(cancel_inner, weakref.ref(inner)))
         inner.add_done_callback(functools.partial(self._probe_done, profile, proxy))
         return proxy
 
-    def _probe_done(self, profile: _Profile, proxy: Future[Any], inner: Future[Any]) -> None:
+    def _probe_done(self, profile: CallProfile, proxy: Future[Any], inner: Future[Any]) -> None:
         """The probe's outcome onto its proxy; its time into the profile; the calls that
         waited for it are dispatched."""
         measured = False
         if inner.cancelled() or inner.exception() is not None:  # the pool's: broken, pickling
-            _copy_outcome(proxy, inner)
+            copy_outcome(proxy, inner)
         else:
             ok, value, seconds = inner.result()
             with self._lock:
@@ -326,7 +304,7 @@ class SubmitRouter:
 
     # --- calls waiting for a probe ------------------------------------------------------
 
-    def _start_timer(self, profile: _Profile) -> None:
+    def _start_timer(self, profile: CallProfile) -> None:
         """Release the calls waiting for ``profile``'s probe once it is overdue (the caller
         holds the lock)."""
         timer = threading.Timer(profile.probe_wait_s, self._on_overdue, (profile,))
@@ -334,7 +312,7 @@ class SubmitRouter:
         self._timers.add(timer)
         timer.start()
 
-    def _on_overdue(self, profile: _Profile) -> None:
+    def _on_overdue(self, profile: CallProfile) -> None:
         with self._lock:
             me = threading.current_thread()
             self._timers = {t for t in self._timers if t.is_alive() and t is not me}
@@ -344,7 +322,9 @@ class SubmitRouter:
             self._releasing += 1
         self._release_waiting(profile, waiting, measured=False)
 
-    def _release_waiting(self, profile: _Profile, waiting: list[_Call], *, measured: bool) -> None:
+    def _release_waiting(
+        self, profile: CallProfile, waiting: list[Call], *, measured: bool
+    ) -> None:
         """Dispatch calls that waited for a probe: by the profile if the probe was measured,
         else to the pool (``_releasing`` was counted up by the caller, under the lock that took
         ``waiting``: ``shutdown`` waits for this to finish)."""
@@ -368,31 +348,12 @@ class SubmitRouter:
 
     # --- lifetime -----------------------------------------------------------------------
 
-    def _profile_of(self, fn: Callable[..., Any]) -> _Profile | None:
-        """The callable's profile, made if new (the caller holds the lock); ``None`` if it
-        cannot be told apart from other callables."""
-        key = _profile_key(fn)
-        try:
-            profile = self._profiles.get(key)
-            if profile is None:
-                profile = self._profiles[key] = _Profile()
-            return profile
-        except TypeError:  # not weak-referenceable: builtins are known by their names
-            pass
-        module, name = getattr(key, "__module__", None), getattr(key, "__qualname__", None)
-        if not isinstance(name, str):
-            return None
-        profile = self._named_profiles.get((str(module), name))
-        if profile is None:
-            profile = self._named_profiles[str(module), name] = _Profile()
-        return profile
-
     def shutdown(self, wait: bool, cancel_futures: bool) -> None:
         with self._lock:
             self._closed = True
             for timer in self._timers:
                 timer.cancel()
-            profiles = [*self._profiles.values(), *self._named_profiles.values()]
+            profiles = self._profiles.all()
             waiting = [call for p in profiles for call in p.waiting]
             for profile in profiles:
                 profile.waiting = []
@@ -431,39 +392,3 @@ class SubmitRouter:
             lease, self._lease = self._lease, None
         if lease is not None:
             lease.release()
-
-
-def _copy_outcome(proxy: Future[Any], inner: Future[Any]) -> None:
-    """The pool's outcome onto a proxy that stayed pending meanwhile (we alone notify it)."""
-    if inner.cancelled():
-        proxy.cancel()
-        proxy.set_running_or_notify_cancel()
-    elif not proxy.set_running_or_notify_cancel():
-        return  # cancelled by its holder while the pool ran it: the outcome is dropped
-    elif (exc := inner.exception()) is not None:
-        proxy.set_exception(exc)
-    else:
-        proxy.set_result(inner.result())
-
-
-def _cancel_inner(inner: weakref.ref[Future[Any]], proxy: Future[Any]) -> None:
-    """Cancel the pool's Future with its proxy. Held weakly: a Future keeps its callbacks after
-    running them, and a strong reference both ways would keep a delivered result alive until
-    the garbage collector finds the cycle (the pool holds the Future while it matters)."""
-    future = inner()
-    if future is not None and proxy.cancelled():
-        future.cancel()
-
-
-def _profile_key(fn: Callable[..., Any]) -> Any:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    fn = getattr(fn, "__func__", fn)
-    return getattr(fn, "__code__", fn)
-
-
-def _submit_decision(lane: SubmitLane, task_s: float, workers: int) -> Decision:
-    took = _cost_model.format_seconds(task_s)
-    if lane == "serial":
-        return Decision.serial(f"calls take {took}: cheaper in-process")
-    return Decision("process", workers, 1, 1.0, 0.0, f"calls take {took}: worth a worker")

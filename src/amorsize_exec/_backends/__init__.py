@@ -12,12 +12,12 @@ if TYPE_CHECKING:
     from ._loky import (
         PoolLease,
         PoolSpec,
-        PrivatePool,
         SharedPool,
         WorkerPools,
         default_pools,
         reset_default_pools,
     )
+    from ._private import PrivatePool
 
 
 class PoolSource(Protocol):
@@ -41,7 +41,7 @@ _SUBMODULE_OF = {
     "wait_quietly": "._chunks",
     "PoolLease": "._loky",
     "PoolSpec": "._loky",
-    "PrivatePool": "._loky",
+    "PrivatePool": "._private",
     "SharedPool": "._loky",
     "WorkerPools": "._loky",
     "default_pools": "._loky",

@@ -1,24 +1,114 @@
-"""A pool map's first items timed in the workers, for maps whose items may not run here.
+"""``IsolatedMap``: a map whose items may not run in this process, planned from the workers.
 
 With ``isolate=True``, an ``initializer`` or ``lane="process"``, ``fn`` never runs in this
 process, so the in-process ``Sampler`` cannot time it. The pool map then starts with chunks of
 one item, a window of them in flight (every worker busy at once), and each chunk comes back
 with the wall and CPU seconds it took in its worker (``_worker.run_chunk``). ``WorkerSample``
 watches them in input order (``ChunkedMap``'s observer) until they are evidence enough, by the
-sampler's own rule, then asks the executor's plan for the chunk size and window of the rest.
+sampler's own rule, then asks ``IsolatedMap.plan`` for the chunk size and window of the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._config import Settings
-from ._sampler import Sample, Sampler, SampleStats, stats_from_timings
+from ._decision import Decision, callable_name
+from ._sampler import Sample, Sampler, stats_from_timings
+from ._stats import SampleStats
+
+if TYPE_CHECKING:
+    from ._config import Settings
+    from ._lanes import MapOptions
+    from ._runtime import Runtime
 
 #: ``(stats, items done) -> (chunksize, window)`` for the rest, or ``None`` to keep the first.
 Plan = Callable[[SampleStats, int], "tuple[int, int] | None"]
+
+
+class IsolatedMap:
+    """Every item in the pool (``isolate``, an initializer, ``lane="process"``). The first
+    chunks go out one item each (all workers busy at once), timed in the workers; once they
+    are back, the model sizes the rest (``WorkerSample``)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        total: int | None,
+        options: MapOptions,
+    ) -> None:
+        self._rt = runtime
+        self._fn = fn
+        self._iterators = iterators
+        self._total = total
+        self._options = options
+        self._forced = runtime.forced_lane == "process"
+        self._why = (
+            "lane='process' was asked"
+            if self._forced
+            else "isolated: fn never runs in this process"
+        )
+
+    def results(self) -> Iterator[Any]:
+        rt, options = self._rt, self._options
+        profile = rt.processes.profile()
+        first = Decision(
+            "process",
+            rt.processes.worker_cap(profile),
+            options.chunksize or 1,
+            1.0,
+            0.0,
+            f"{self._why}; the first items are timed in the workers",
+        )
+        rt.record(
+            "map",
+            self._fn,
+            first,
+            stats=None,
+            profile=profile,
+            total=self._total,
+            remaining=self._total,
+            forced=self._forced,
+        )
+        sample = WorkerSample(
+            self._fn,
+            rt.settings,
+            rt.sampler,
+            self.plan,
+            window=options.window(first, rt.settings),
+        )
+        args = zip(*self._iterators, strict=False)
+        return rt.processes.run(self._fn, args, first, options, observer=sample.observe)
+
+    def plan(self, stats: SampleStats, done: int) -> tuple[int, int] | None:
+        """Chunk size and window for the rest, from ``done`` items timed in the workers; the
+        decision is recorded."""
+        total = self._total
+        remaining = None if total is None else total - done
+        if remaining is not None and remaining <= 0:
+            return None
+        rt = self._rt
+        decision, profile = rt.planner.decide_isolated(
+            stats,
+            done if remaining is None else remaining,
+            self._options.chunksize,
+            length_known=remaining is not None,
+        )
+        decision = replace(decision, reason=f"{self._why}; {decision.reason}")
+        rt.record(
+            "map",
+            callable_name(self._fn),
+            decision,
+            stats=stats,
+            profile=profile,
+            total=total,
+            remaining=remaining,
+            forced=self._forced,
+        )
+        return decision.chunksize, self._options.window(decision, rt.settings)
 
 
 class WorkerSample:

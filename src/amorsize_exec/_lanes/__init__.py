@@ -1,0 +1,85 @@
+"""The lanes a map's items run in, behind one small interface that the planner chooses between.
+
+* ``SerialLane``: this process, on the consumer's thread, as fast as a plain loop;
+* ``ThreadLane``: threads of this process, for items that mostly wait (I/O, ``sleep``, C code
+  that releases the GIL): no pickling, no start;
+* ``ProcessLane``: the warm loky pools (or the executor's private pool), for CPU work.
+
+Each turns ``(fn, args, decision, options)`` into ordered results, with exceptions at their
+positions (``Lane.run``). What only a pool has (warmth, a start to wait for, a machine profile
+with its start cost) stays on ``ProcessLane``. ``LiveStreams`` lets ``shutdown`` reach the
+maps under way in any lane.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._backends import wait_quietly
+
+if TYPE_CHECKING:
+    from .._backends import ChunkedMap
+    from .._config import Settings
+    from .._decision import Decision
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """What one ``map`` call asked for, carried to whichever lane runs it."""
+
+    deadline: float | None  # time.monotonic() by which each result must be ready
+    chunksize: int | None  # the caller's, or None to let the cost model choose
+    buffersize: int | None  # most items in flight, or None for our window
+
+    def window(self, decision: Decision, settings: Settings) -> int:
+        """Chunks in flight: ``buffersize`` items if given, else a few chunks per worker."""
+        if self.buffersize is not None:
+            return max(1, -(-self.buffersize // decision.chunksize))
+        return decision.workers * settings.chunks_in_flight_per_worker
+
+
+class Lane(Protocol):
+    """Where the rest of a map runs once it is planned."""
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        args: Iterator[tuple[Any, ...]],
+        decision: Decision,
+        options: MapOptions,
+    ) -> Iterator[Any]:
+        """Ordered results of ``fn`` over ``args``, as ``decision`` sized them; an exception
+        raised by ``fn`` surfaces at its position. Input is read lazily, a window at a time."""
+        ...
+
+
+class LiveStreams:
+    """The chunked maps under way in an executor's lanes (held weakly), for ``shutdown``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: weakref.WeakSet[ChunkedMap] = weakref.WeakSet()
+
+    def add(self, stream: ChunkedMap) -> None:
+        with self._lock:
+            self._streams.add(stream)
+
+    def snapshot(self) -> list[ChunkedMap]:
+        with self._lock:
+            return list(self._streams) if self._streams else []  # iterating costs ~30 us
+
+    @staticmethod
+    def cancel(streams: list[ChunkedMap]) -> None:
+        """Positions not yet started raise ``CancelledError``; running ones finish."""
+        for stream in streams:
+            stream.cancel()
+
+    @staticmethod
+    def wait(streams: list[ChunkedMap]) -> None:
+        for stream in streams:
+            for future in stream.in_flight():
+                wait_quietly(future)

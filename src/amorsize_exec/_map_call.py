@@ -1,0 +1,332 @@
+"""``MapCall``: one ``map`` call's life, in its phases: sample, plan, run, re-plan.
+
+::
+
+    sample ── fn's first items run here, timed (Sampler); results kept, never re-run; if fn's
+      │       items were costly last time and a pool is warm, items 2..P go to it meanwhile
+      ▼
+    plan ──── Planner.decide: cost_model.decide on the sample (serial | thread | process),
+      │       pickling and the warm pool's round trip measured only if a pool could win
+      ▼
+    run ───── the sample's results first, then the rest in the chosen lane (Lane.run);
+      │       a cold pool starts in the background while items go on running here
+      ▼
+    re-plan ─ an in-process run re-checks each time its work has doubled (rent-or-buy:
+              inputs without a length, items dearer than sampled) and may move the rest to a
+              pool; once the pool answers, the rest moves there
+
+Each decision lands on ``last_decision`` (``Runtime.record``).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from . import _cost_model
+from ._decision import Decision, callable_name
+from ._sampler import Sample, pickling_problem
+
+if TYPE_CHECKING:
+    from ._lanes import MapOptions
+    from ._lanes._process import PoolStart
+    from ._runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+class MapCall:
+    """One auto-lane map: ``fn`` over ``zip(*iterators)``, ``total`` items if known."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        fn: Callable[..., Any],
+        iterators: list[Iterator[Any]],
+        total: int | None,
+        options: MapOptions,
+    ) -> None:
+        self._rt = runtime
+        self._fn = fn
+        self._iterators = iterators
+        self._total = total
+        self._options = options
+        self._name = callable_name(fn)
+        self._wanted: Callable[[], bool] = _always
+
+    def results(
+        self,
+        publish: Callable[[Any], None] | None = None,
+        wanted: Callable[[], bool] | None = None,
+    ) -> Iterator[Any]:
+        """Sample here, plan, run the rest (module docstring). With a timeout, this runs on a
+        ``DeadlineStream`` thread: ``publish`` is where sampled results go as they come
+        (``Sampler.run``), and ``wanted()`` turns False once the consumer has gone (timed out):
+        the rest is then never read, and no pool is started for it."""
+        self._wanted = wanted or _always
+        rt, fn, options = self._rt, self._fn, self._options
+        if rt.strict and (problem := pickling_problem(fn)) is not None:
+            raise TypeError(problem)
+        ahead = self._send_ahead()
+        if ahead is None:
+            # No limit=total: the sampler then sees the end of a short input itself (one more
+            # next()), and the input-ended branch below answers without reading the machine
+            # (~0.3 ms of loky.cpu_count on a first call).
+            sample = rt.sampler.run(fn, self._iterators, publish=publish)
+        else:
+            sample = rt.sampler.run(fn, ahead.first, limit=1, publish=publish)
+        stats = sample.stats
+        rt.planner.remember(fn, stats)
+        if rt.strict and stats is not None:
+            stats = rt.sampler.measure_pickling(sample, stats)
+            if not stats.picklable:
+                raise TypeError(stats.unpicklable_reason)
+        sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
+        sent_count = 0 if ahead is None else ahead.count
+        total = self._total
+        remaining = None if total is None else total - sample.ran - sent_count
+        if not self._wanted():  # the consumer timed out during the sample: nothing more to run
+            return sample.replay()
+        if sample.error is not None or sample.exhausted or stats is None:
+            done = "the input ended" if sample.error is None else "an item raised"
+            decision = Decision.serial(f"{done} during the sample")
+            rt.record("map", fn, decision, stats=stats, profile=None, total=total, remaining=0)
+            # Alone, the replay is a list iterator, which list() copies in one go (10,000
+            # results: 51 us; 85 us through a chain; timeit, best of 5).
+            return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
+        horizon = remaining if remaining is not None else sample.ran
+        decide_now = functools.partial(
+            rt.planner.decide,
+            stats,
+            horizon,
+            options.chunksize,
+            sample,
+            length_known=remaining is not None,
+        )
+        decision, profile, stats = decide_now()
+        starting = None
+        if decision.lane == "process" and not rt.processes.is_warm(decision.workers):
+            starting = rt.processes.start(decision, profile)
+            if starting.answered.done():  # it waited (no core to spare): plan on the running pool
+                decision, profile, stats = decide_now()
+                starting.lease.release()
+                if decision.lane == "process":
+                    decision, profile = starting.as_planned(decision, profile)
+                    decision = replace(decision, reason=starting.decision.reason)
+                starting = None
+        if not self._wanted():  # timed out while the pool started: the lease goes back unused
+            if starting is not None:
+                starting.lease.release()
+            return sample.replay()
+        if sent:
+            decision = replace(
+                decision,
+                reason=f"{sent_count} item{'s' if sent_count > 1 else ''} sent ahead to the "
+                f"warm pool while the first was sampled; {decision.reason}",
+            )
+        warm_up_after = 0
+        if decision.lane == "serial" and remaining is not None and not rt.closed:
+            warm_up_after = rt.planner.forgo(
+                stats, profile, horizon, chunksize=options.chunksize, sample=sample
+            )
+            if warm_up_after:
+                decision = replace(
+                    decision,
+                    reason=decision.reason + "; a warm pool would have paid for its start over "
+                    "this executor's calls: it starts after this run (rent-or-buy)",
+                )
+        rt.record(
+            "map", fn, decision, stats=stats, profile=profile, total=total, remaining=remaining
+        )
+        if decision.lane != "serial" and starting is None:
+            args = zip(*self._iterators, strict=False)  # what the sample left
+            tail = rt.lane(decision.lane).run(fn, args, decision, options)
+            return itertools.chain(sample.replay(), *sent, tail)
+        batches = self._in_process(
+            sample, remaining, starting=starting, sent=sent, warm_up_after=warm_up_after
+        )
+        return itertools.chain.from_iterable(batches)
+
+    def _in_process(
+        self,
+        sample: Sample,
+        remaining: int | None,
+        *,
+        starting: PoolStart | None,
+        sent: tuple[Iterator[Any], ...],
+        warm_up_after: int,
+    ) -> Iterator[Iterator[Any]]:
+        """The serial lane in batches, re-planned between them: each time the work done has
+        doubled (and when it reaches a pool start, for inputs without a length), and while a
+        pool starts, every ``start_poll_s``: the rest moves to the pool once the pool has
+        answered, if it still pays."""
+        rt, fn = self._rt, self._fn
+        s = rt.settings
+        stats = sample.stats
+        if sample.kept_args:  # measure what re-checks need now, so that nothing delivered is kept
+            if stats is not None and stats.picklable:
+                stats = rt.sampler.measure_pickling(sample, stats)
+            sample.forget_kept()
+        yield sample.replay()
+        yield from sent  # results of items sent ahead to the pool during the sample
+        done = sampled = stats.items if stats else 0
+        spent_s = stats.work_s if stats else 0.0
+        next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
+        per_item_s = stats.compute_s if stats else 0.0
+        single = len(self._iterators) == 1
+        source: Iterator[Any] = (
+            self._iterators[0] if single else zip(*self._iterators, strict=False)
+        )
+        try:
+            while True:
+                until_s = s.start_poll_s if starting is not None else next_check_s - spent_s
+                size = _batch_size(until_s, per_item_s, s.serial_batch_max_items)
+                batch = rt.serial.batch(fn, source, size, single=single)
+                if batch is None:  # the input has ended
+                    if starting is not None:
+                        self._record_input_ended(starting, done - sampled)
+                    elif warm_up_after and not rt.closed:
+                        rt.processes.warm_up(warm_up_after)
+                    return
+                started = time.perf_counter()
+                yield from batch
+                spent_s += time.perf_counter() - started
+                done += size
+                per_item_s = spent_s / done
+                if stats is None or not stats.picklable or not self._wanted():
+                    continue
+                if starting is None and spent_s < next_check_s:
+                    continue
+                if starting is not None and not starting.answered.done():
+                    continue
+                left = None if remaining is None else remaining - (done - sampled)
+                if left is not None and left <= 0:
+                    continue
+                next_check_s = 2.0 * spent_s
+                if left is None:  # also check when the rent paid reaches the price of a pool
+                    start_s = rt.processes.profile().spawn_s(2)
+                    if spent_s < start_s:
+                        next_check_s = min(next_check_s, start_s)
+                horizon = left if left is not None else _cost_model.horizon_for_unknown_length(done)
+                decide_now = functools.partial(
+                    rt.planner.decide,
+                    replace(stats, compute_s=per_item_s, items=done),
+                    horizon,
+                    self._options.chunksize,
+                    sample,
+                    length_known=left is not None,
+                    spent_s=spent_s,
+                )
+                decision, profile, stats = decide_now()
+                logger.debug(
+                    "map(%s) re-check after %d items, %.3f s here: %s - %s",
+                    self._name,
+                    done,
+                    spent_s,
+                    decision.lane,
+                    decision.reason,
+                )
+                if decision.lane == "serial":
+                    if starting is not None:  # cheaper than it looked: stay; the pool stays warm
+                        starting.lease.release()
+                        starting = None
+                    continue
+                if (
+                    decision.lane == "process"
+                    and starting is None
+                    and not rt.processes.is_warm(decision.workers)
+                ):
+                    starting = rt.processes.start(decision, profile, mid_run=True)
+                    if not starting.answered.done():
+                        continue  # items go on here until a worker answers
+                    decision, profile, stats = decide_now()  # on the running pool
+                    if decision.lane == "serial":
+                        starting.lease.release()
+                        starting = None
+                        continue
+                reason = decision.reason
+                if starting is not None and decision.lane == "process":
+                    decision, profile = starting.as_planned(decision, profile)
+                    reason = f"pool started while {done - sampled} more items ran here; {reason}"
+                if starting is None or starting.mid_run:
+                    reason = "switched mid-run: " + reason
+                decision = replace(decision, reason=reason)
+                rt.record(
+                    "map", fn, decision, stats=stats, profile=profile, total=None, remaining=left
+                )
+                args = source if not single else zip(source)
+                yield rt.lane(decision.lane).run(fn, args, decision, self._options)
+                return
+        finally:
+            if starting is not None:
+                starting.lease.release()
+
+    def _record_input_ended(self, starting: PoolStart, ran: int) -> None:
+        """The input ended before the pool answered: everything ran in-process after all."""
+        why = f"the input ended ({ran} more items ran here) before the pool had started"
+        record = self._rt.last_decision
+        self._rt.record(
+            "map",
+            self._fn,
+            Decision.serial(why, speedup_at_two=starting.decision.speedup_at_two),
+            stats=None if record is None else record.stats,
+            profile=None if record is None else record.profile,
+            total=None if record is None else record.items_total,
+            remaining=None if record is None else record.items_remaining,
+        )
+
+    def _send_ahead(self) -> _Ahead | None:
+        """If ``fn``'s items were costly last time and a pool is warm, send the items after the
+        first to it, one per core the sample leaves free, while the first is sampled here: else
+        the workers idle through a sample as long as an item (ms200_x8, warm: 1.52x the best
+        pool). One per worker would run three processes on 2 cores: the three items end
+        together at 1.5 item-times instead of two at one, the sampled time is 1.5x too long,
+        and 8 items end at 4.5 item-times instead of 4. If items turned cheap, their results
+        come back one round trip (~1 ms) late."""
+        rt = self._rt
+        last_item_s = rt.planner.last_item_s(self._fn)
+        if last_item_s is None or last_item_s < rt.settings.send_ahead_above_s:
+            return None
+        if self._options.chunksize is not None:
+            return None  # the caller chose how items travel
+        profile = rt.probe.profile()
+        workers = rt.processes.warm_workers(profile)
+        ahead = min(workers, profile.usable_cpus - 1)
+        if ahead < 1:
+            return None
+        args = zip(*self._iterators, strict=False)
+        first = next(args, None)
+        if first is None:
+            return _Ahead([iter(()) for _ in self._iterators], None, 0)
+        first_item = [iter((value,)) for value in first]
+        items = list(itertools.islice(args, ahead))
+        if not items:
+            return _Ahead(first_item, None, 0)
+        one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
+        stream = rt.processes.run(self._fn, iter(items), one_each, self._options)
+        return _Ahead(first_item, stream, len(items))
+
+
+@dataclass
+class _Ahead:
+    """Items sent to a warm pool while the first one is sampled here (``_send_ahead``)."""
+
+    first: list[Iterator[Any]]  # the first item, one iterator per input, for the sampler
+    stream: Iterator[Any] | None  # results of the items sent ahead, in order
+    count: int  # items sent ahead
+
+
+def _always() -> bool:
+    return True
+
+
+def _batch_size(seconds: float, per_item_s: float, most: int) -> int:
+    """Items that take about ``seconds`` (the time until the next re-check)."""
+    if per_item_s <= 0:
+        return most
+    return max(1, min(most, int(seconds / per_item_s)))

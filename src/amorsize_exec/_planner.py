@@ -1,0 +1,163 @@
+"""Planning a map: the cost model asked as cheaply as the answer allows, and what an executor's
+earlier maps taught it (rent-or-buy across calls, each callable's last item time)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import _cost_model
+
+if TYPE_CHECKING:
+    from ._config import Settings
+    from ._decision import Decision
+    from ._lanes._process import ProcessLane
+    from ._machine import MachineProfile
+    from ._sampler import Sample, Sampler
+    from ._stats import SampleStats
+
+
+class Planner:
+    """Decides for one executor's maps; remembers across them."""
+
+    def __init__(self, settings: Settings, processes: ProcessLane, sampler: Sampler) -> None:
+        self._settings = settings
+        self._processes = processes
+        self._sampler = sampler
+        self._lock = threading.Lock()
+        #: What a warm pool would have saved this executor's serial runs since the last start.
+        self._forgone_s = 0.0
+        self._forgone_runs = 0
+        #: Mean item time of each callable's last map (weakly held), for send-ahead.
+        self._item_s: weakref.WeakKeyDictionary[Callable[..., Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def decide(
+        self,
+        stats: SampleStats,
+        n: int,
+        chunksize: int | None,
+        sample: Sample,
+        *,
+        length_known: bool = True,
+        spent_s: float = 0.0,
+    ) -> tuple[Decision, MachineProfile, SampleStats]:
+        """Decide on free pickling and prior pool costs first; only if a pool wins even so,
+        measure pickling, then (on a warm pool only: calibrating never waits for a start) the
+        machine, deciding again each time. Returns the decision, and the profile and stats it
+        rests on.
+
+        ``spent_s``: in-process seconds the run has spent; once an input without a length has
+        cost a pool start, the start no longer counts against the pool (rent-or-buy).
+        """
+        processes = self._processes
+        profile = processes.profile()
+        start_paid = not length_known and spent_s >= profile.spawn_s(2)
+
+        def again() -> Decision:
+            return _cost_model.decide(
+                stats,
+                profile,
+                self._settings,
+                n,
+                max_workers=processes.max_workers,
+                warm_workers=processes.warm_workers(profile),
+                chunksize=chunksize,
+                length_known=length_known,
+                start_paid=start_paid,
+            )
+
+        decision = again()
+        if decision.lane == "process" and not stats.pickling_measured:
+            stats = self._sampler.measure_pickling(sample, stats)
+            decision = again()
+        if (
+            decision.lane == "process"
+            and not profile.calibrated
+            and processes.is_warm(decision.workers)
+        ):
+            profile = processes.profile(calibrated=True)
+            decision = again()
+        return decision, profile, stats
+
+    def decide_isolated(
+        self, stats: SampleStats, n: int, chunksize: int | None, *, length_known: bool
+    ) -> tuple[Decision, MachineProfile]:
+        """The fastest pool for ``n`` items that may not run here (their start is sunk)."""
+        processes = self._processes
+        profile = processes.profile()
+        decision = _cost_model.decide(
+            stats,
+            profile,
+            self._settings,
+            n,
+            max_workers=processes.max_workers,
+            warm_workers=processes.worker_cap(profile),
+            chunksize=chunksize,
+            length_known=length_known,
+            start_paid=True,
+            isolated=True,
+        )
+        return decision, profile
+
+    def forgo(
+        self,
+        stats: SampleStats,
+        profile: MachineProfile,
+        n: int,
+        *,
+        chunksize: int | None,
+        sample: Sample,
+    ) -> int:
+        """Rent-or-buy across calls: add up what a warm pool would have saved this executor's
+        serial runs; once that reaches the start of a pool, over two runs at least, return its
+        worker count (the run starts it when done), else 0. A service whose every call is too
+        short to pay for a cold pool otherwise never gets a warm one (tiny_x20k, warm: 1.93x
+        the best pool). Pickling, free until then, is measured before the pool is bought."""
+        if n <= 0 or not stats.picklable:
+            return 0
+        workers = self._processes.worker_cap(profile)
+        if workers < 2:
+            return 0
+
+        def warm_verdict(stats: SampleStats) -> Decision:
+            return _cost_model.decide(
+                stats,
+                profile,
+                self._settings,
+                n,
+                max_workers=self._processes.max_workers,
+                warm_workers=workers,
+                chunksize=chunksize,
+            )
+
+        verdict = warm_verdict(stats)
+        if verdict.lane != "process":
+            return 0
+        saved_s = _cost_model.predict_serial_s(stats, n) * (1.0 - 1.0 / verdict.predicted_speedup)
+        with self._lock:
+            self._forgone_s += saved_s
+            self._forgone_runs += 1
+            # Across calls: a script's single map never starts a pool it will not use.
+            if self._forgone_runs < 2 or self._forgone_s < profile.spawn_s(verdict.workers):
+                return 0
+            self._forgone_s, self._forgone_runs = 0.0, 0
+        verdict = warm_verdict(self._sampler.measure_pickling(sample, stats))
+        return verdict.workers if verdict.lane == "process" else 0
+
+    def remember(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
+        """Keep the callable's item time for its next map (send-ahead)."""
+        if stats is not None:
+            with contextlib.suppress(TypeError):  # not weak-referenceable: not remembered
+                self._item_s[fn] = stats.compute_s
+
+    def last_item_s(self, fn: Callable[..., Any]) -> float | None:
+        """The callable's mean item time in its previous map (``None``: none, or forgotten)."""
+        try:
+            return self._item_s.get(fn)
+        except TypeError:
+            return None
