@@ -35,6 +35,13 @@ class Settings:
     #: Items the sampler runs at least, so that one odd first call does not decide alone.
     #: With 3, warm predictions were within 25% on 8 of 9 pool decisions (full run).
     sample_min_items: int = 3
+    #: Items that suffice when every one of them mostly waited (CPU under
+    #: ``waiting_cpu_fraction`` of wall): two agreeing items, not one odd first call, decide
+    #: for the thread lane, which has no start to amortise. With 3, 200 x 10 ms of ``sleep``
+    #: took 1.37x ``ThreadPoolExecutor(32)`` (104 vs 76 ms): the sample was 30 of them.
+    sample_min_items_waiting: int = 2
+    #: An item whose CPU time is under this fraction of its wall time mostly waits.
+    waiting_cpu_fraction: float = 0.2
     #: Measured seconds of work the sampler wants before it trusts the mean: sample overheads
     #: were 54-562 us (full run), under 1% of every workload the pool won.
     sample_min_s: float = 0.005
@@ -108,6 +115,15 @@ class Settings:
     # --- the thread lane (items that mostly wait) ------------------------------------------------
     #: Most threads a map's thread lane uses (the stdlib ``ThreadPoolExecutor``'s default cap).
     thread_lane_max_threads: int = 32
+    #: Start (and stop) of one of a map's threads: 32 threads started, each given a 1 ms
+    #: ``sleep``, and stopped took 10.9 ms (median of 20), ~0.3 ms a thread.
+    thread_start_s: float = 0.0003
+    #: The consumer's cost of one chunk on a thread (submit, hand-back, wake-up): 14-17 us a
+    #: task through ``ThreadPoolExecutor.submit`` with 2-32 threads; ChunkedMap adds its own.
+    thread_chunk_overhead_s: float = 0.00003
+    #: Wanted work per chunk on a thread: long against that overhead (1.5% of 2 ms), short
+    #: enough that a 10 ms item travels alone and the threads stay balanced.
+    thread_target_chunk_s: float = 0.002
 
     # --- submit() -------------------------------------------------------------------------------
     #: How long, beyond its expected round trip (the pool's start if cold), the first call of a
@@ -140,6 +156,8 @@ class Settings:
                 raise ValueError(f"Settings.{field.name} must be a number >= 0, got {value!r}")
         if self.min_speedup < 1.0:
             raise ValueError("Settings.min_speedup must be >= 1.0")
+        if self.waiting_cpu_fraction > 1.0:
+            raise ValueError("Settings.waiting_cpu_fraction must be <= 1.0")
         if self.parent_share_during_start > 1.0:
             raise ValueError("Settings.parent_share_during_start must be <= 1.0")
 

@@ -16,6 +16,14 @@ with ``t`` compute per item, ``s`` serialization per item, ``b`` pickled bytes p
 ``T_pool`` the three middle terms, and ``share`` the part of a core the parent keeps while
 workers start (it goes on running items in-process until the pool answers). The card's rule:
 a pool only if 2 workers reach ``Settings.min_speedup``.
+
+The thread lane (items that wait: ``u`` CPU seconds of each item's ``t``) on ``k`` threads::
+
+    T_thr(k, c) = max(n * u, n * t / k)     # waits overlap; the GIL runs one thread's Python
+                + k * T_thread + k' * o      # thread starts; the consumer's cost per chunk
+                + c * t / 2                  # tail
+
+It is taken only if it reaches ``min_speedup`` too, and beats the best pool.
 """
 
 from __future__ import annotations
@@ -97,6 +105,69 @@ def _pool_s(
     return parent_s + workers_s + tail_s
 
 
+def predict_threads_s(
+    stats: SampleStats, settings: Settings, n: int, threads: int, chunksize: int
+) -> float:
+    """Predicted wall time of ``n`` items on ``threads`` threads of this process (module doc).
+
+    CPU time counts as holding the GIL: work that releases it (numpy) looks like pure CPU
+    and is never sent here, where it could still have gained (conservative on purpose).
+    """
+    t = stats.compute_s
+    gil_s = n * min(stats.cpu_s, t)
+    overlapped_s = n * t / threads
+    chunks = math.ceil(n / chunksize)
+    overhead_s = threads * settings.thread_start_s + chunks * settings.thread_chunk_overhead_s
+    return max(gil_s, overlapped_s) + overhead_s + chunksize * t / 2.0
+
+
+def plan_threads(
+    stats: SampleStats, settings: Settings, n: int, cap: int, chunksize: int | None = None
+) -> tuple[float, int, int] | None:
+    """The fastest thread plan for ``n`` items: ``(seconds, threads, chunksize)``; ``None`` if
+    fewer than 2 threads are possible. Threads are tried in powers of two up to ``cap``, and
+    the count that just covers the waits (``t / u``)."""
+    cap = min(cap, n)
+    if cap < 2:
+        return None
+    t = stats.compute_s
+    covering = math.ceil(t / max(stats.cpu_s, _TINY_S))
+    counts = {min(cap, max(2, covering)), cap}
+    counts.update(k for k in (2, 4, 8, 16, 32, 64) if k < cap)
+    best: tuple[float, int, int] | None = None
+    for k in sorted(counts):
+        by_time = max(1, round(settings.thread_target_chunk_s / max(t, _TINY_S)))
+        by_balance = math.ceil(n / (k * settings.chunks_per_worker))
+        size = chunksize or max(1, min(by_time, by_balance))
+        plan = (predict_threads_s(stats, settings, n, k, size), k, size)
+        if best is None or plan[0] < best[0]:
+            best = plan
+    return best
+
+
+def _thread_decision(
+    stats: SampleStats,
+    plan: tuple[float, int, int],
+    n: int,
+    serial_s: float,
+    speedup_at_two: float,
+    *,
+    why: str = "",
+) -> Decision:
+    time_s, threads, size = plan
+    wait = 1.0 - min(stats.cpu_s, stats.compute_s) / stats.compute_s if stats.compute_s else 0.0
+    return Decision(
+        lane="thread",
+        workers=threads,
+        chunksize=size,
+        predicted_speedup=serial_s / time_s,
+        speedup_at_two=speedup_at_two,
+        reason=f"{why}items wait {wait:.0%} of their {format_seconds(stats.compute_s)}: "
+        f"{threads} threads overlap the waits (no pickling, no start); {n} items x "
+        f"{format_seconds(stats.compute_s)} = {format_seconds(serial_s)} of work",
+    )
+
+
 def parent_share_while_starting(workers: int, profile: MachineProfile, settings: Settings) -> float:
     """Part of a core the parent keeps for its own items while ``workers`` processes start.
 
@@ -156,8 +227,9 @@ def decide(
     length_known: bool = True,
     start_paid: bool = False,
     isolated: bool = False,
+    thread_cap: int = 0,
 ) -> Decision:
-    """Serial or process, with how many workers and what chunksize, for ``n_remaining`` items.
+    """Serial, threads or processes, with how many and what chunksize, for ``n_remaining`` items.
 
     Args:
         stats: what the sample measured; ``None`` if nothing could be measured.
@@ -175,22 +247,33 @@ def decide(
         isolated: ``fn`` may not run in this process (``isolate=True``, an initializer): the
             pool is used whatever it costs, and the model picks the fastest of 1..cap workers
             and their chunk size; the card's rule does not apply.
+        thread_cap: most threads the thread lane may use (0: not a choice here).
     """
     if stats is None:
         return Decision.serial("nothing was measured (the input ended or the first item failed)")
-    if not stats.picklable:
-        return Decision.serial(f"cannot use a pool: {stats.unpicklable_reason}")
     if n_remaining <= 0:
         return Decision.serial("the sample was the whole input")
     allowed = min(profile.usable_cpus, max_workers or profile.usable_cpus)
     if not length_known and (start_paid or warm_workers >= 2):
         n_remaining = max(n_remaining, horizon_once_start_is_free(stats, allowed, settings))
+    serial_s = predict_serial_s(stats, n_remaining)
+    threads = (
+        None if isolated else plan_threads(stats, settings, n_remaining, thread_cap, chunksize)
+    )
+    threads_pay = threads is not None and serial_s >= settings.min_speedup * threads[0]
+    if not stats.picklable:
+        why = f"cannot use a pool: {stats.unpicklable_reason}"
+        if threads is not None and threads_pay:
+            return _thread_decision(stats, threads, n_remaining, serial_s, 0.0, why=why + "; ")
+        return Decision.serial(why)
     cap = min(allowed, n_remaining)
     if isolated:
         return _decide_isolated(
             stats, profile, settings, n_remaining, cap=max(1, cap), chunksize=chunksize
         )
     if cap < 2:
+        if threads is not None and threads_pay:
+            return _thread_decision(stats, threads, n_remaining, serial_s, 0.0)
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
         return Decision.serial(f"no parallelism possible: {why}")
 
@@ -222,10 +305,11 @@ def decide(
             " (items run here meanwhile)" if meanwhile else ""
         )
 
-    serial_s = predict_serial_s(stats, n_remaining)
     time_at_two, size_at_two = plan(2)
     speedup_at_two = serial_s / time_at_two
     if speedup_at_two < settings.min_speedup:
+        if threads is not None and threads_pay:
+            return _thread_decision(stats, threads, n_remaining, serial_s, speedup_at_two)
         return Decision.serial(
             f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
             + _budget(stats, profile, n_remaining, size_at_two, start_note(2)),
@@ -236,6 +320,8 @@ def decide(
         t, size = plan(workers)
         if t < best_time:
             best_time, best_workers, best_size = t, workers, size
+    if threads is not None and threads_pay and threads[0] < best_time:
+        return _thread_decision(stats, threads, n_remaining, serial_s, speedup_at_two)
     return Decision(
         lane="process",
         workers=best_workers,

@@ -69,6 +69,7 @@ class Planner:
                 chunksize=chunksize,
                 length_known=length_known,
                 start_paid=start_paid,
+                thread_cap=self._settings.thread_lane_max_threads,
             )
 
         decision = again()

@@ -87,8 +87,9 @@ class _Measurements:
 
 
 class Sampler:
-    """Runs items until enough evidence: ``sample_min_items`` and ``sample_min_s`` of work, or
-    ``sample_budget_s`` of wall time, whichever comes first (or ``limit`` items).
+    """Runs items until enough evidence: ``sample_min_items`` and ``sample_min_s`` of work
+    (``sample_min_items_waiting`` if every item mostly waited), or ``sample_budget_s`` of wall
+    time, whichever comes first (or ``limit`` items).
 
     Pickling is measured apart, by ``measure_pickling``, and only when a pool could win: for a
     cheap function the three pickle calls would cost more than its whole input.
@@ -148,6 +149,13 @@ class Sampler:
                 count >= s.sample_min_items and measured >= s.sample_min_s
             ):
                 break
+            if (
+                count >= s.sample_min_items_waiting
+                and measured >= s.sample_min_s
+                and not m.batch_items
+                and all(c < s.waiting_cpu_fraction * w for c, w in zip(m.cpu, m.wall, strict=True))
+            ):
+                break  # every item mostly waited (each: an odd first call cannot pass for all)
             tiny = measured / count < s.batch_timing_below_s
             if publish is None and count >= s.sample_min_items and tiny:
                 # Tiny items: time batches, the clock would cost more than the item.

@@ -1,0 +1,174 @@
+"""The thread lane: chosen for items that wait, never for CPU work; sized from the wait fraction.
+
+Decisions are checked on the pure model and on a fake clock; the executor tests run real
+threads (the behaviour suites in test_map_lanes.py and test_contract.py run ``lane="thread"``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from _workloads import double, sleep_then_return, square_after_spin
+from amorsize_exec import AutoExecutor, Settings, decide
+from amorsize_exec._cost_model import plan_threads, predict_threads_s
+from amorsize_exec._sampler import Sampler
+from amorsize_exec._stats import SampleStats
+from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
+
+SETTINGS = Settings()
+TWO_CORES = make_profile(usable_cpus=2)
+
+
+def stats(compute_s: float, cpu_s: float, **overrides: object) -> SampleStats:
+    fields: dict[str, object] = {
+        "items": 3,
+        "compute_s": compute_s,
+        "cpu_s": cpu_s,
+        "cv": 0.05,
+        "max_s": compute_s * 1.1,
+        "arg_bytes": 20.0,
+        "result_bytes": 20.0,
+        "serialize_s": 2e-6,
+        "pickling_measured": True,
+    }
+    fields.update(overrides)
+    return SampleStats(**fields)  # type: ignore[arg-type]
+
+
+# --- the model ------------------------------------------------------------------------------
+
+
+def test_sleeping_items_take_the_thread_cap() -> None:
+    # The issue's case: 200 x 10 ms of sleep. A pool would reach 2x at best on 2 cores.
+    d = decide(stats(0.010, 2e-5), TWO_CORES, SETTINGS, 197, thread_cap=32)
+    assert (d.lane, d.workers, d.chunksize) == ("thread", 32, 1), d.reason
+    assert d.predicted_speedup > 10
+    assert "wait" in d.reason
+
+
+def test_half_waiting_items_need_only_the_threads_that_cover_the_wait() -> None:
+    d = decide(stats(0.010, 0.005), TWO_CORES, SETTINGS, 200, thread_cap=32)
+    assert (d.lane, d.workers) == ("thread", 2), d.reason
+
+
+def test_without_the_thread_lane_waiting_items_go_to_the_pool() -> None:
+    d = decide(stats(0.010, 2e-5), TWO_CORES, SETTINGS, 197)  # thread_cap=0: not a choice
+    assert d.lane == "process"
+
+
+def test_an_isolated_map_never_takes_threads() -> None:
+    d = decide(stats(0.010, 2e-5), TWO_CORES, SETTINGS, 197, thread_cap=32, isolated=True)
+    assert d.lane == "process"
+
+
+def test_waiting_items_of_an_unpicklable_function_still_get_threads() -> None:
+    unpicklable = stats(0.010, 2e-5, picklable=False, unpicklable_reason="a lock")
+    d = decide(unpicklable, TWO_CORES, SETTINGS, 197, thread_cap=32)
+    assert d.lane == "thread"
+    assert "cannot use a pool: a lock" in d.reason
+
+
+def test_a_short_wait_is_not_worth_the_threads() -> None:
+    d = decide(stats(0.0002, 1e-6), TWO_CORES, SETTINGS, 5, thread_cap=32)
+    assert d.lane == "serial", d.reason  # 1 ms in all: thread starts cost as much
+
+
+@given(
+    compute_s=st.floats(1e-6, 1.0),
+    cpu_share=st.floats(0.9, 4.0),
+    n=st.integers(1, 100_000),
+    cap=st.integers(0, 64),
+)
+def test_cpu_bound_items_never_go_to_threads(
+    compute_s: float, cpu_share: float, n: int, cap: int
+) -> None:
+    # CPU at 90% of wall or more (more: BLAS threads): the GIL would serialise it.
+    d = decide(stats(compute_s, compute_s * cpu_share), TWO_CORES, SETTINGS, n, thread_cap=cap)
+    assert d.lane != "thread", d.reason
+
+
+@given(
+    compute_s=st.floats(1e-5, 1.0),
+    wait=st.floats(0.0, 1.0),
+    n=st.integers(2, 10_000),
+    threads=st.integers(2, 64),
+)
+def test_more_threads_never_predict_more_than_the_gil_allows(
+    compute_s: float, wait: float, n: int, threads: int
+) -> None:
+    s = stats(compute_s, compute_s * (1.0 - wait))
+    t = predict_threads_s(s, SETTINGS, n, threads, 1)
+    assert t >= n * s.cpu_s  # the CPU part stays serial
+    assert t >= n * compute_s / threads
+    plan = plan_threads(s, SETTINGS, n, threads)
+    assert plan is not None
+    assert 2 <= plan[1] <= min(threads, n)
+
+
+# --- the sampler ----------------------------------------------------------------------------
+
+
+def sleeper(clock: FakeClock, cpu: FakeClock, cpu_of: dict[int, float]):  # type: ignore[no-untyped-def]
+    """Items of 10 ms on the wall clock whose CPU time is ``cpu_of[x]``."""
+
+    def fn(x: int) -> int:
+        clock.advance(0.010)
+        cpu.advance(cpu_of.get(x, 0.0))
+        return x
+
+    return fn
+
+
+def test_two_waiting_items_end_the_sample() -> None:
+    clock, cpu = FakeClock(), FakeClock()
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu)
+    sample = sampler.run(sleeper(clock, cpu, {}), [iter(range(100))])
+    assert sample.results == [0, 1]
+
+
+def test_a_waiting_first_call_alone_does_not_pass_for_a_waiting_function() -> None:
+    # The first call waits (a connection, a file), the next burns CPU: the usual 3 items.
+    clock, cpu = FakeClock(), FakeClock()
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu)
+    sample = sampler.run(sleeper(clock, cpu, {1: 0.010, 2: 0.010}), [iter(range(100))])
+    assert sample.results == [0, 1, 2]
+
+
+# --- the executor ---------------------------------------------------------------------------
+
+
+def thread_of(x: int) -> tuple[int, int, str]:
+    sleep_then_return(x, 0.01)
+    return x, os.getpid(), threading.current_thread().name
+
+
+@pytest.mark.timeout(60)
+def test_a_map_of_sleeps_runs_on_threads_of_this_process() -> None:
+    with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
+        out = list(ex.map(thread_of, range(60)))
+        decision = ex.last_decision
+    assert [x for x, _, _ in out] == list(range(60))
+    assert {pid for _, pid, _ in out} == {os.getpid()}
+    assert decision is not None
+    assert decision.lane == "thread", decision.summary()
+    assert decision.lane_text == f"{decision.decision.workers} threads x 1"
+    assert sum(name.startswith("amorsize_exec-thread") for _, _, name in out) == 58  # 2 sampled
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("fn", "n", "lane"), [(double, 10_000, "serial"), (square_after_spin, 60, "process")]
+)
+def test_a_map_of_cpu_work_never_runs_on_threads(fn: Any, n: int, lane: str) -> None:
+    with AutoExecutor(probe=FakeProbe(make_profile(pool_start_s=0.01))) as ex:
+        assert list(ex.map(fn, range(n))) == [fn(x) for x in range(n)]
+        decision = ex.last_decision
+    assert decision is not None
+    assert decision.lane == lane, decision.summary()
