@@ -42,6 +42,10 @@ class Settings:
     sample_min_items_waiting: int = 2
     #: An item whose CPU time is under this fraction of its wall time mostly waits.
     waiting_cpu_fraction: float = 0.2
+    #: Items whose CPU time exceeds their wall time this many times ran on several cores (BLAS
+    #: threads): one more is timed on one thread (``Sampler``; a 200x200 SVD: CPU / wall 1.97
+    #: on 2 OpenBLAS threads, 1.0 on one).
+    multicore_cpu_ratio: float = 1.3
     #: Measured seconds of work the sampler wants before it trusts the mean: sample overheads
     #: were 54-562 us (full run), under 1% of every workload the pool won.
     sample_min_s: float = 0.005

@@ -183,13 +183,22 @@ def worker_item_s(stats: SampleStats, profile: MachineProfile, workers: int) -> 
     """An item's time in a worker: longer than sampled if it ran on several cores in-process.
 
     An item that kept ``k`` cores busy (``cpu_s / compute_s``, e.g. BLAS threads) gets only
-    ``usable_cpus / workers`` of them in a worker (pools cap BLAS threads to that share).
+    ``usable_cpus / workers`` of them in a worker (pools cap BLAS threads to that share). If
+    one item was timed on one thread (``single_thread_s``), that is a one-core worker's time,
+    and shares between one core and ``k`` are interpolated; else the CPU time is taken as
+    all useful (spinning BLAS threads make that pessimistic: the pool then looks dearer).
     """
     if stats.compute_s <= 0:
         return stats.compute_s
     cores = min(max(1.0, stats.cpu_s / stats.compute_s), float(profile.usable_cpus))
     share = max(1.0, profile.usable_cpus / workers)
-    return stats.compute_s * cores / min(cores, share)
+    if share >= cores:
+        return stats.compute_s
+    if stats.single_thread_s > 0:
+        return stats.single_thread_s + (stats.compute_s - stats.single_thread_s) * (
+            (share - 1.0) / (cores - 1.0)
+        )
+    return stats.compute_s * cores / share
 
 
 def horizon_for_unknown_length(items_done: int) -> int:

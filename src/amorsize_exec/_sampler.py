@@ -18,6 +18,7 @@ from typing import Any
 
 import cloudpickle
 
+from ._backends._blas import single_thread
 from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
@@ -160,8 +161,45 @@ class Sampler:
             if publish is None and count >= s.sample_min_items and tiny:
                 # Tiny items: time batches, the clock would cost more than the item.
                 batch = 2 * batch if batch > 1 else _first_batch(m, count, s)
-        sample.stats = _stats(m, self._clock() - started)
+        stats = _stats(m, self._clock() - started)
+        if (
+            stats is not None
+            and stats.cpu_s > s.multicore_cpu_ratio * stats.compute_s
+            and sample.error is None
+            and not sample.exhausted
+            and (limit is None or sample.ran < limit)
+        ):
+            stats = self._time_on_one_thread(fn, source, single, sample, stats)
+        sample.stats = stats
         return sample
+
+    def _time_on_one_thread(
+        self,
+        fn: Callable[..., Any],
+        source: Iterator[Any],
+        single: bool,
+        sample: Sample,
+        stats: SampleStats,
+    ) -> SampleStats:
+        """The items ran on several cores (BLAS threads): time one more with BLAS limited to
+        one thread, as a worker that has one core runs it (``_blas``: spinning threads make
+        CPU / wall overstate what the extra threads gained). ``single_thread_s`` stays 0 if
+        no such library is loaded, the input ended, or the item failed."""
+        item: Any = next(source, _END)
+        if item is _END:
+            sample.exhausted = True
+            return stats
+        one = _Measurements()
+        with single_thread() as limited:
+            self._run_one(fn, (item,) if single else item, sample, one)
+        if not one.wall:  # it raised: the sample ends there
+            return stats
+        return replace(
+            stats,
+            items=stats.items + 1,
+            measured_s=stats.measured_s + one.wall[0],
+            single_thread_s=one.wall[0] if limited else 0.0,
+        )
 
     def _run_one(
         self, fn: Callable[..., Any], args: tuple[Any, ...], sample: Sample, m: _Measurements

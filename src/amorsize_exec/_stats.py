@@ -35,6 +35,8 @@ class SampleStats:
         elapsed_s: wall time of the whole sample, measurement included.
         measured_s: wall seconds the sampled items took, summed as timed (the first item
             included even when the mean leaves it out): ``overhead_s`` rests on it.
+        single_thread_s: wall seconds of one item run with BLAS/OpenMP limited to one thread,
+            measured only when the items ran on several cores (0: not measured).
     """
 
     items: int
@@ -52,6 +54,7 @@ class SampleStats:
     unpicklable_reason: str | None = None
     elapsed_s: float = 0.0
     measured_s: float = 0.0
+    single_thread_s: float = 0.0
 
     @property
     def work_s(self) -> float:

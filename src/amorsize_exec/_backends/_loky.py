@@ -41,6 +41,7 @@ import cloudpickle
 import loky
 
 from .._config import Settings
+from ._blas import blas_may_be_loaded, fork_safe_threads
 from ._worker import (
     ChunkResult,
     TimedCall,
@@ -273,7 +274,7 @@ class WorkerPools:
         return (
             start_method == "loky"
             and bool(self._settings.fork_single_threaded)
-            and single_threaded()
+            and (single_threaded() or fork_safe_threads())
         )
 
     def is_warm(self, spec: PoolSpec) -> bool:
@@ -303,6 +304,10 @@ class WorkerPools:
     def _new_pool(self, spec: PoolSpec) -> _Pool:
         forked = self.forks_new_pools(spec.start_method)
         limits = thread_limits(spec.workers, spec.start_method)
+        # Forked from a parent that loaded BLAS: env would not reach it (see _blas).
+        blas_share = (
+            max(1, loky.cpu_count() // spec.workers) if forked and blas_may_be_loaded() else None
+        )
         # Forked: multiprocessing's context (loky's get_context("fork") would warn about the
         # threads just ruled out), no idle timeout (see the module docstring), and the BLAS
         # limits set by the initializer, since loky applies ``env`` only to its own start.
@@ -313,7 +318,7 @@ class WorkerPools:
                 multiprocessing.get_context("fork") if forked else _loky_context(spec.start_method)
             ),
             initializer=initialize_worker,
-            initargs=(*self._setup, limits if forked else None),
+            initargs=(*self._setup, limits if forked else None, blas_share),
             env=None if forked else limits,
         )
         return _Pool(executor, stdlib=False, forked=forked)

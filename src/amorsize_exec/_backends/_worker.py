@@ -24,12 +24,19 @@ def initialize_worker(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     env: dict[str, str] | None = None,
+    blas_threads: int | None = None,
 ) -> None:
     """Mark the process as ours (nested use then runs serially), set ``env`` (forked workers'
-    BLAS thread limits), then run the user's initializer."""
+    BLAS thread limits, for libraries loaded from now on), limit the BLAS libraries already
+    loaded to ``blas_threads`` (forked from a parent that had loaded them), then run the
+    user's initializer."""
     os.environ[WORKER_ENV_VAR] = "1"
     if env:
         os.environ.update(env)
+    if blas_threads is not None:
+        from ._blas import limit_loaded_libraries  # noqa: PLC0415  (only forked BLAS users)
+
+        limit_loaded_libraries(blas_threads)
     if initializer is not None:
         initializer(*initargs)
 

@@ -1,0 +1,103 @@
+"""BLAS and OpenMP thread pools of this process, read and limited with threadpoolctl.
+
+Three facts decide how a pool treats numpy-style work (measured on 2 cores, OpenBLAS 0.3.31,
+numpy 2.4; scripts of issue 10):
+
+* ``import numpy`` starts OpenBLAS's thread pool, so the process is never single-threaded
+  again, and a new pool would take loky's fork+exec start (~0.27 s instead of ~20 ms).
+  OpenBLAS's pthreads build stops its pool around ``fork()`` (``pthread_atfork``), so forking
+  is safe when its threads are the only ones besides Python's (200 forks right after a threaded
+  SVD, each running an SVD in the child: no failure, no hang). OpenMP runtimes have no such
+  handler: with one loaded, we never fork.
+* An environment variable reaches only a library loaded after it is set, threadpoolctl only
+  one already loaded: a forked worker of a parent that loaded BLAS needs threadpoolctl.
+* OpenBLAS's threads spin while they wait: a 200x200 SVD took 3.2 ms on 2 threads against
+  2.7 ms on one, at twice the CPU time. The sampler's CPU / wall then says "2 cores", which
+  is wrong about what a worker with one core gets; timing one item on one thread says it
+  (``single_thread``).
+
+Importing threadpoolctl costs ~24 ms, so nothing here imports it unless a BLAS-using package
+is loaded already (or threadpoolctl itself is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+#: Packages whose import loads a BLAS or OpenMP library; one of them loaded: ask threadpoolctl.
+_BLAS_USERS = ("numpy", "scipy", "torch", "sklearn", "threadpoolctl")
+
+_controller: Any = None
+_controller_modules = -1  # len(sys.modules) when the controller was made
+_lock = threading.Lock()
+
+
+def blas_may_be_loaded() -> bool:
+    """Cheap: a package that loads BLAS or OpenMP is imported (~1 us)."""
+    modules = sys.modules
+    return any(name in modules for name in _BLAS_USERS)
+
+
+def _libraries() -> list[dict[str, Any]]:
+    """threadpoolctl's view of the loaded libraries; its controller is remade when modules
+    were imported since (a new one could have loaded a library). ~3 us when unchanged."""
+    global _controller, _controller_modules
+    if not blas_may_be_loaded():
+        return []
+    try:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415  (24 ms: only if needed)
+    except ImportError:
+        return []
+    with _lock:
+        if _controller is None or _controller_modules != len(sys.modules):
+            _controller = ThreadpoolController()
+            _controller_modules = len(sys.modules)
+        return list(_controller.info())
+
+
+def fork_safe_threads() -> bool:
+    """True if every thread of this process besides Python's own belongs to an OpenBLAS
+    (pthreads) pool, which stops around ``fork()``; Linux only."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        os_threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        return False
+    extra = os_threads - threading.active_count()
+    if extra <= 0:
+        return os_threads == 1
+    libraries = _libraries()
+    if not libraries or any(
+        lib.get("internal_api") != "openblas" or lib.get("threading_layer") != "pthreads"
+        for lib in libraries
+    ):
+        return False
+    return extra <= sum(max(0, int(lib.get("num_threads", 1)) - 1) for lib in libraries)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[bool]:
+    """BLAS and OpenMP limited to one thread inside the block (yields False, changing nothing,
+    if no such library is loaded or threadpoolctl is missing)."""
+    libraries = _libraries()
+    if not libraries or _controller is None:
+        yield False
+        return
+    with _controller.limit(limits=1):
+        yield True
+
+
+def limit_loaded_libraries(threads: int) -> None:
+    """In a forked worker: its share of threads for the libraries the parent had loaded
+    (an environment variable would not reach them)."""
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+    except ImportError:
+        return
+    threadpool_limits(threads)

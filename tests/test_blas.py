@@ -1,0 +1,118 @@
+"""BLAS-threaded items: the model uses their one-thread time; a parent whose only extra threads
+are OpenBLAS's still forks its workers, and they get their share of BLAS threads.
+
+The numpy cases run in fresh interpreters: importing numpy here would start OpenBLAS threads in
+the test process and change what every later test's pool does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from amorsize_exec import Settings, decide
+from amorsize_exec._cost_model import worker_item_s
+from amorsize_exec._sampler import Sampler
+from amorsize_exec._stats import SampleStats
+from amorsize_exec.testing import FakeClock, make_profile
+
+SETTINGS = Settings()
+TWO_CORES = make_profile(usable_cpus=2, pool_start_s=0.02)
+
+
+def svd_like(single_thread_s: float = 0.0) -> SampleStats:
+    """As sampled for a 200x200 SVD on 2 OpenBLAS threads: 3.2 ms wall, 6.3 ms CPU."""
+    return SampleStats(
+        items=4,
+        compute_s=0.0032,
+        cpu_s=0.0063,
+        cv=0.05,
+        max_s=0.0035,
+        arg_bytes=40.0,
+        result_bytes=40.0,
+        serialize_s=2e-6,
+        pickling_measured=True,
+        single_thread_s=single_thread_s,
+    )
+
+
+def test_without_a_one_thread_time_two_cores_per_item_leave_a_pool_nothing() -> None:
+    assert worker_item_s(svd_like(), TWO_CORES, 2) == pytest.approx(0.0063, rel=0.02)
+    assert decide(svd_like(), TWO_CORES, SETTINGS, 96).lane == "serial"
+
+
+def test_a_one_thread_time_is_what_a_one_core_worker_takes() -> None:
+    stats = svd_like(single_thread_s=0.0027)
+    assert worker_item_s(stats, TWO_CORES, 2) == pytest.approx(0.0027)
+    assert worker_item_s(stats, TWO_CORES, 1) == pytest.approx(0.0032)  # both cores: as sampled
+    d = decide(stats, TWO_CORES, SETTINGS, 96)
+    assert (d.lane, d.workers) == ("process", 2), d.reason
+
+
+def test_items_on_several_cores_get_one_more_timed_on_one_thread() -> None:
+    clock, cpu = FakeClock(), FakeClock()
+
+    def two_cores(x: int) -> int:
+        clock.advance(0.003)
+        cpu.advance(0.006)
+        return x
+
+    sample = Sampler(SETTINGS, clock=clock, cpu_clock=cpu).run(two_cores, [iter(range(50))])
+    # No BLAS library is loaded in this process: the extra item runs as the others did, and
+    # says nothing about one thread.
+    assert sample.results == [0, 1, 2, 3]
+    assert sample.stats is not None
+    assert sample.stats.items == 4
+    assert sample.stats.single_thread_s == 0.0
+
+
+SCRIPT = r"""
+import json, os, time
+import numpy as np
+from threadpoolctl import threadpool_info
+from amorsize_exec import AutoExecutor
+
+np.linalg.svd(np.eye(50))  # OpenBLAS's threads are running now
+
+def svd(seed):
+    a = np.random.default_rng(seed).random((200, 200))
+    return round(float(np.linalg.svd(a, compute_uv=False).sum()), 4)
+
+def blas_threads(_):
+    return os.getpid(), [lib["num_threads"] for lib in threadpool_info()]
+
+with open("/proc/self/cmdline", "rb") as f:
+    me = f.read()
+with AutoExecutor() as ex:
+    assert list(ex.map(svd, range(40))) == [svd(x) for x in range(40)]
+    record = ex.last_decision
+with AutoExecutor(lane="process") as ex:
+    workers = list(ex.map(blas_threads, range(2), chunksize=1))
+print(json.dumps({
+    "parent_blas": [lib["num_threads"] for lib in threadpool_info()],
+    "single_thread_s": record.stats.single_thread_s,
+    "start_method": record.profile.start_method,
+    "workers_blas": [n for _, n in workers],
+}))
+"""
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(120)
+def test_numpy_parent_forks_workers_that_get_one_blas_thread_each() -> None:
+    pytest.importorskip("numpy")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    del threadpoolctl
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    if seen["parent_blas"] == [1]:
+        pytest.skip("this machine's BLAS runs one thread: nothing to limit")
+    assert seen["single_thread_s"] > 0, seen  # the sample timed one item on one thread
+    assert seen["start_method"] == "fork", seen  # OpenBLAS's threads stop around fork()
+    assert all(n == [1] for n in seen["workers_blas"]), seen  # 2 cores / 2 workers
