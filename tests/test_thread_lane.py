@@ -52,9 +52,10 @@ def test_sleeping_items_take_the_thread_cap() -> None:
     assert "wait" in d.reason
 
 
-def test_half_waiting_items_need_only_the_threads_that_cover_the_wait() -> None:
+def test_half_waiting_items_go_to_threads_at_under_2x() -> None:
     d = decide(stats(0.010, 0.005), TWO_CORES, SETTINGS, 200, thread_cap=32)
-    assert (d.lane, d.workers) == ("thread", 2), d.reason
+    assert d.lane == "thread", d.reason
+    assert 1.2 <= d.predicted_speedup < 2.0  # the CPU half stays serial under the GIL
 
 
 def test_without_the_thread_lane_waiting_items_go_to_the_pool() -> None:
