@@ -8,6 +8,8 @@
 * ``joblib``       ``Parallel(n_jobs=-1)(delayed(fn)(x) for x in xs)``: auto batching, loky.
 * ``grid_w{W}_c{C}`` ``ProcessPoolExecutor(W).map(fn, xs, chunksize=C)``: the oracle's grid (the
                    oracle is the best measured of ``serial`` and every pool configuration).
+* ``tpe_w{K}``     ``ThreadPoolExecutor(K).map(fn, xs)`` for K in ``TPE_WORKERS`` (no
+                   ``chunksize``: ``ThreadPoolExecutor.map`` ignores it); oracle members too.
 
 Cold: ``run_cold`` builds the executor, maps, and shuts it down, as a script does (the caller
 times it in a fresh interpreter). Warm: a ``WarmSession`` builds its executor once and is
@@ -23,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,18 @@ PPE_CHUNK1_MAX_ITEMS = 100_000
 
 MAIN_CONTENDERS = ("serial", "auto", "ppe_default", "ppe_tuned", "joblib")
 
+#: Thread-pool sizes tried (kind ``tpe``). 32 is the stdlib's own cap: ``ThreadPoolExecutor()``
+#: defaults to ``min(32, os.cpu_count() + 4)`` workers (6 on 2 cores).
+TPE_WORKERS = (2, 4, 8, 16, 32)
+
+#: Over more items than this only the smallest thread pool is run: ``ThreadPoolExecutor.map``
+#: makes a future per item up front (~25 us each here, whatever the pool size), so one timing
+#: over 1,000,000 trivial items takes ~25 s, and each further size would cost as much again.
+TPE_MAX_ITEMS = 100_000
+
+#: Kinds the oracle ("the best hand-tuned pool") takes the best of.
+ORACLE_KINDS = ("serial", "ppe", "tpe")
+
 #: A pool or joblib configuration whose first timing is more than HOPELESS_FACTOR times the best
 #: first timing of the workload (serial included) and above HOPELESS_MIN_S is not repeated: its
 #: one timing is reported (marked) and the suite saves minutes (e.g. joblib over 1,000,000
@@ -41,17 +55,42 @@ MAIN_CONTENDERS = ("serial", "auto", "ppe_default", "ppe_tuned", "joblib")
 HOPELESS_FACTOR = 5.0
 HOPELESS_MIN_S = 1.0
 
+#: Thread pools (kind ``tpe``) are cut sooner: a thread-pool configuration whose first timing is
+#: more than THREAD_HOPELESS_FACTOR times the workload's best first timing and above
+#: THREAD_HOPELESS_MIN_S is not repeated. On CPU-bound pure-Python work the GIL holds every
+#: size to about the loop's time (2x the process pool's on 2 cores), so the five sizes would
+#: cost five serial runs per repeat for figures that cannot be the oracle; where threads do help
+#: (waits, GIL-free LAPACK) the sizes worth having are within a few tens of percent of the best.
+THREAD_HOPELESS_FACTOR = 1.3
+THREAD_HOPELESS_MIN_S = 0.3
 
-def hopeless(first: dict[str, float]) -> dict[str, str]:
-    """Configurations not worth repeating, given each one's first timing, with the reason."""
+
+def hopeless(first: dict[str, float], kinds: dict[str, str] | None = None) -> dict[str, str]:
+    """Configurations not worth repeating, given each one's first timing, with the reason.
+
+    ``kinds`` maps names to their ``Spec.kind``; thread pools (``tpe``) are judged by the
+    tighter THREAD_HOPELESS_* thresholds.
+    """
     if not first:
         return {}
+    kinds = kinds or {}
     best = min(first.values())
-    return {
-        name: f"timed once: {t:.2f} s > {HOPELESS_FACTOR:g}x the best ({best:.3f} s)"
-        for name, t in first.items()
-        if name not in ("serial", "auto") and t > HOPELESS_FACTOR * best and t > HOPELESS_MIN_S
-    }
+    out = {}
+    for name, t in first.items():
+        if name in ("serial", "auto"):
+            continue
+        if t > HOPELESS_FACTOR * best and t > HOPELESS_MIN_S:
+            out[name] = f"timed once: {t:.2f} s > {HOPELESS_FACTOR:g}x the best ({best:.3f} s)"
+        elif (
+            kinds.get(name) == "tpe"
+            and t > THREAD_HOPELESS_FACTOR * best
+            and t > THREAD_HOPELESS_MIN_S
+        ):
+            out[name] = (
+                f"thread pool timed once: {t:.2f} s > {THREAD_HOPELESS_FACTOR:g}x the best "
+                f"({best:.3f} s)"
+            )
+    return out
 
 
 @dataclass(frozen=True)
@@ -60,7 +99,7 @@ class Spec:
 
     Attributes:
         name: id in reports.
-        kind: ``serial``, ``auto``, ``ppe`` or ``joblib``.
+        kind: ``serial``, ``auto``, ``ppe`` (process pool), ``tpe`` (thread pool) or ``joblib``.
         workers: pool size (``None``: the library's default).
         chunksize: ``chunksize=`` passed to ``map`` (ppe only).
         skip: why it is not run (``None``: it is run).
@@ -134,12 +173,21 @@ def specs_for(n: int, cores: int, quick: bool) -> list[Spec]:
             if (w == ppe_default_workers and c == 1) or (w == cores and c == tuned):
                 continue
             specs.append(Spec(f"grid_w{w}_c{c}", "ppe", w, c, chunk1_skip if c == 1 else None))
+    for k in TPE_WORKERS:
+        skip = None
+        if n > TPE_MAX_ITEMS and k != TPE_WORKERS[0]:
+            skip = (
+                f"thread pool over {n:,} items: ~25 us of futures per item, whatever the size "
+                f"(~{n * 25e-6:.0f} s); tpe_w{TPE_WORKERS[0]} stands for all sizes"
+            )
+        specs.append(Spec(f"tpe_w{k}", "tpe", k, None, skip))
     return specs
 
 
 def oracle_members(specs: list[Spec]) -> list[str]:
-    """Configurations the oracle takes the best of: serial and every process-pool configuration."""
-    return [s.name for s in specs if s.kind in ("serial", "ppe")]
+    """Configurations the oracle takes the best of: serial and every process- and thread-pool
+    configuration."""
+    return [s.name for s in specs if s.kind in ORACLE_KINDS]
 
 
 def auto_settings(overrides: dict[str, str]) -> Any:
@@ -191,6 +239,10 @@ def run_cold(spec: Spec, fn: Any, xs: Iterable[Any], settings: Any = None) -> tu
         with ProcessPoolExecutor(max_workers=spec.workers) as pool:
             results = list(pool.map(fn, xs, chunksize=spec.chunksize or 1))
         return results, None
+    if spec.kind == "tpe":
+        with ThreadPoolExecutor(max_workers=spec.workers) as threads:
+            results = list(threads.map(fn, xs))  # no chunksize: TPE.map ignores it
+        return results, None
     if spec.kind == "joblib":
         from joblib import Parallel, delayed
 
@@ -198,26 +250,47 @@ def run_cold(spec: Spec, fn: Any, xs: Iterable[Any], settings: Any = None) -> tu
     raise ValueError(spec.kind)
 
 
+def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:
+    """Make ``pool`` start all ``count`` threads now (it starts them lazily, one per ``submit``
+    while none is idle): ``count`` tasks that wait for each other keep every thread busy."""
+    import threading
+
+    barrier = threading.Barrier(count)
+    for f in [pool.submit(barrier.wait, 10.0) for _ in range(count)]:
+        f.result()
+
+
 class WarmSession:
     """One contender with its executor built once; ``call`` maps again on the same executor.
 
     Process pools of the same size are shared between ``ppe`` configurations (``chunksize`` is
-    an argument of ``map``, not of the pool), through ``ppe_pools``.
+    an argument of ``map``, not of the pool), through ``pools`` (keyed by ``pool_key``; the
+    caller shuts them down). A thread pool starts all its threads when the session is built,
+    so it needs no warm-up call (``needs_warmup``): a full warm-up map per size would cost five
+    serial runs on a CPU-bound workload.
     """
 
-    def __init__(self, spec: Spec, ppe_pools: dict[int | None, Any], settings: Any = None):
+    def __init__(self, spec: Spec, pools: dict[object, Any], settings: Any = None):
         self.spec = spec
         #: Sessions with the same key share one pool: one warm-up call warms them all.
-        self.pool_key: object = ("ppe", spec.workers) if spec.kind == "ppe" else None
+        self.pool_key: object = (spec.kind, spec.workers) if spec.kind in ("ppe", "tpe") else None
+        #: Whether round 0 (untimed) must call it: not for the loop or a pre-started thread pool.
+        self.needs_warmup = spec.kind not in ("serial", "tpe")
         self._executor: Any = None
         if spec.kind == "auto":
             from amorsize_exec import AutoExecutor
 
             self._executor = AutoExecutor(settings=settings)
         elif spec.kind == "ppe":
-            if spec.workers not in ppe_pools:
-                ppe_pools[spec.workers] = ProcessPoolExecutor(max_workers=spec.workers)
-            self._executor = ppe_pools[spec.workers]
+            if self.pool_key not in pools:
+                pools[self.pool_key] = ProcessPoolExecutor(max_workers=spec.workers)
+            self._executor = pools[self.pool_key]
+        elif spec.kind == "tpe":
+            if self.pool_key not in pools:
+                threads = ThreadPoolExecutor(max_workers=spec.workers)
+                _start_threads(threads, spec.workers or 1)
+                pools[self.pool_key] = threads
+            self._executor = pools[self.pool_key]
         elif spec.kind == "joblib":
             from joblib import Parallel
 
@@ -232,6 +305,8 @@ class WarmSession:
             return list(self._executor.map(fn, xs))
         if kind == "ppe":
             return list(self._executor.map(fn, xs, chunksize=self.spec.chunksize or 1))
+        if kind == "tpe":
+            return list(self._executor.map(fn, xs))
         from joblib import delayed
 
         return list(self._executor(delayed(fn)(x) for x in xs))

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contenders import MAIN_CONTENDERS
+from benchmarks.contenders import MAIN_CONTENDERS, ORACLE_KINDS
 
 # --- targets ------------------------------------------------------------------------------------
 #: Geometric-mean regret (AutoExecutor / oracle) allowed over all workloads. The issue names the
@@ -38,7 +38,11 @@ FOREIGN_FLAG_CORES = 0.25
 #: figure (sub-millisecond workloads make ratios explode on microseconds of overhead).
 SUBSTANTIAL_S = 0.1
 
-SHOWN = ("auto", "ppe_default", "ppe_tuned", "joblib", "oracle")
+#: Columns of the main table and bars of the chart. ``best_ppe`` / ``best_tpe`` are the best
+#: median over the process-pool (``ppe_*``, ``grid_*``) / thread-pool (``tpe_w*``) configurations.
+SHOWN = ("auto", "ppe_default", "ppe_tuned", "joblib", "best_ppe", "best_tpe", "oracle")
+#: Pseudo-contenders: the best configuration of a kind (``Spec.kind``).
+BEST_OF = {"best_ppe": "ppe", "best_tpe": "tpe"}
 
 
 def _median(xs: list[float]) -> float | None:
@@ -96,39 +100,59 @@ def _decision_summary(decisions: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _config_label(spec: dict[str, Any]) -> str:
+    """``serial``, ``PPE w=2 c=25`` or ``TPE w=32``."""
+    if spec["kind"] == "serial":
+        return "serial"
+    if spec["kind"] == "tpe":
+        return f"TPE w={spec['workers']}"
+    return f"PPE w={spec['workers'] or 'default'} c={spec['chunksize']}"
+
+
+def _best(
+    med: dict[str, float | None], entries: dict[str, Any], kinds: tuple[str, ...]
+) -> tuple[str | None, float | None]:
+    """The name and median of the fastest configuration of the given kinds."""
+    pool = {
+        n: t
+        for n, t in med.items()
+        if t is not None and n in entries and entries[n]["spec"]["kind"] in kinds
+    }
+    if not pool:
+        return None, None
+    name = min(pool, key=pool.__getitem__)
+    return name, pool[name]
+
+
 def summarize_mode(results: dict[str, Any], workloads: dict[str, Any]) -> dict[str, Any]:
     rows: dict[str, Any] = {}
     for wl, entries in results.items():
         med = {name: _median(e["times"]) for name, e in entries.items()}
         serial = med.get("serial")
-        oracle_pool = {
-            n: t
-            for n, t in med.items()
-            if t is not None and entries[n]["spec"]["kind"] in ("serial", "ppe")
-        }
-        oracle_name = min(oracle_pool, key=oracle_pool.__getitem__) if oracle_pool else None
-        oracle_t = oracle_pool.get(oracle_name) if oracle_name else None
-        if oracle_name:
-            spec = entries[oracle_name]["spec"]
-            oracle_cfg = (
-                "serial"
-                if spec["kind"] == "serial"
-                else f"PPE w={spec['workers'] or 'default'} c={spec['chunksize']}"
-            )
-        else:
-            oracle_cfg = None
+        best_config: dict[str, str | None] = {}
+        best_name: dict[str, str | None] = {}
+        for pseudo, kind in BEST_OF.items():
+            name, t = _best(med, entries, (kind,))
+            best_config[pseudo] = _config_label(entries[name]["spec"]) if name else None
+            best_name[pseudo] = name
+            med[pseudo] = t
+        oracle_name, oracle_t = _best(med, entries, ORACLE_KINDS)
+        oracle_cfg = _config_label(entries[oracle_name]["spec"]) if oracle_name else None
         med["oracle"] = oracle_t
         speed = {n: (serial / t if serial and t else None) for n, t in med.items()}
         auto = med.get("auto")
         dec = _decision_summary(entries.get("auto", {}).get("decisions", []))
         measured = speed.get("auto")
-        pred = dec.get("predicted_speedup") if dec.get("lane") == "process" else None
+        pred = dec.get("predicted_speedup") if dec.get("lane", "serial") != "serial" else None
         rows[wl] = {
             "n": workloads[wl]["n"],
             "description": workloads[wl]["description"],
             "median_s": med,
             "speedup": speed,
             "oracle_config": oracle_cfg,
+            "oracle_kind": entries[oracle_name]["spec"]["kind"] if oracle_name else None,
+            "best_config": best_config,
+            "best_name": best_name,
             "regret": auto / oracle_t if auto and oracle_t else None,
             "decision": dec,
             "measured_speedup": measured,
@@ -287,7 +311,12 @@ def _decision_cell(d: dict[str, Any]) -> str:
         return "-"
     lo, hi = d.get("chunksize_range") or (d["chunksize"], d["chunksize"])
     size = f"c{lo}" if lo == hi else f"c{lo}-{hi}"
-    where = "serial" if d["lane"] == "serial" else f"process {d['workers']}w x {size}"
+    if d["lane"] == "serial":
+        where = "serial"
+    elif d["lane"] == "thread":
+        where = f"thread {d['workers']}w"
+    else:
+        where = f"{d['lane']} {d['workers']}w x {size}"
     if d["switched"]:
         where += " (switched mid-run)"
     if d["count"] != d["of"]:
@@ -317,12 +346,14 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
             "",
         ]
     lines += [
-        "Median wall time per call (speedup vs serial in brackets); oracle = best of serial and "
-        "the process-pool grid; regret = auto / oracle.",
+        "Median wall time per call (speedup vs serial in brackets); best ppe / best tpe = the "
+        "fastest process-pool / thread-pool configuration (which one in italics); oracle = best "
+        "of serial, every process-pool and every thread-pool configuration; regret = auto / "
+        "oracle.",
         "",
-        "| workload | serial | auto | ppe_default | ppe_tuned | joblib | oracle | oracle config "
-        "| regret |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | serial | auto | ppe_default | ppe_tuned | joblib | best ppe | best tpe "
+        "| oracle | oracle config | regret |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w, r in rows.items():
         med, sp = r["median_s"], r["speedup"]
@@ -333,12 +364,40 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
             elif c == "serial":
                 cells.append(fmt_s(med.get(c)))
             else:
-                mark = " †" if c in r["capped"] else ""
-                cells.append(f"{fmt_s(med.get(c))}{mark} ({fmt_x(sp.get(c))})")
+                capped_as = r.get("best_name", {}).get(c, c)
+                mark = " †" if c in r["capped"] or capped_as in r["capped"] else ""
+                cfg = r.get("best_config", {}).get(c)
+                which = f" _{cfg.split(' ', 1)[1]}_" if cfg and med.get(c) is not None else ""
+                cells.append(f"{fmt_s(med.get(c))}{mark} ({fmt_x(sp.get(c))}){which}")
         regret = f"**{r['regret']:.2f}**" if r["regret"] else "-"
         lines.append(
             f"| {w} | " + " | ".join(cells) + f" | {r['oracle_config'] or '-'} | {regret} |"
         )
+    tpe_names = sorted(
+        {n for r in rows.values() for n in r["median_s"] if n.startswith("tpe_w")}
+        | {n for r in rows.values() for n in r["skipped"] if n.startswith("tpe_w")},
+        key=lambda n: int(n.removeprefix("tpe_w")),
+    )
+    if tpe_names:
+        lines += [
+            "",
+            "Thread pools: `ThreadPoolExecutor(w).map(fn, xs)` per size (median, speedup vs "
+            "serial; † timed once, not repeated).",
+            "",
+            "| workload | " + " | ".join(tpe_names) + " |",
+            "|---|" + "---|" * len(tpe_names),
+        ]
+        for w, r in rows.items():
+            cells = []
+            for n in tpe_names:
+                if n in r["skipped"]:
+                    cells.append("skipped")
+                elif r["median_s"].get(n) is None:
+                    cells.append("-")
+                else:
+                    mark = " †" if n in r["capped"] else ""
+                    cells.append(f"{fmt_s(r['median_s'][n])}{mark} ({fmt_x(r['speedup'].get(n))})")
+            lines.append(f"| {w} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "AutoExecutor's decision (most common over the repeats) against what it measured. "
@@ -355,7 +414,7 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
         if not d:
             lines.append(f"| {w} | - | - | - | - | - | - | - | - |")
             continue
-        pred = fmt_x(d["predicted_speedup"]) if d["lane"] == "process" else "(serial)"
+        pred = fmt_x(d["predicted_speedup"]) if d["lane"] != "serial" else "(serial)"
         err = f"{r['prediction_error']:+.0%}" if r["prediction_error"] is not None else "-"
         tpi = f"{fmt_s(d['compute_s'])} ({d['cv']:.2f})" if d["compute_s"] is not None else "-"
         items = f"{d['sample_items']:.0f}" if d["sample_items"] is not None else "-"
@@ -455,12 +514,14 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     modes = list(summary)
-    fig, axes = plt.subplots(len(modes), 1, figsize=(15, 5 * len(modes)), squeeze=False)
+    fig, axes = plt.subplots(len(modes), 1, figsize=(18, 5 * len(modes)), squeeze=False)
     colors = {
         "auto": "#d62728",
         "ppe_default": "#7f7f7f",
         "ppe_tuned": "#1f77b4",
         "joblib": "#2ca02c",
+        "best_ppe": "#17becf",
+        "best_tpe": "#ff7f0e",
         "oracle": "#000000",
     }
     for ax, mode in zip(axes[:, 0], modes, strict=True):

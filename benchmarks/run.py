@@ -47,7 +47,7 @@ class ResultMismatch(SystemExit):
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="the quick subset (< 3 min on 2 cores)")
+    p.add_argument("--quick", action="store_true", help="the quick subset (< 5 min on 2 cores)")
     p.add_argument("--mode", choices=("cold", "warm", "both"), default="both")
     p.add_argument("--repeats", type=int, default=None, help="timings per figure (default 3)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
@@ -114,8 +114,8 @@ def _child_cold(args: argparse.Namespace) -> int:
     settings = C.auto_settings(_overrides(args)) if spec.kind == "auto" else None
     items = wl.make_items()
     C.preimport(spec)
-    if wl.name == "numpy_linalg":
-        import numpy  # noqa: F401
+    for module in wl.imports:
+        __import__(module)
     W.iters_per_ms()
     xs = wl.iterable(items)
     meter = _load.Meter(_load.live_tree_cpu_s)
@@ -146,11 +146,12 @@ def _child_warm(args: argparse.Namespace) -> int:
     settings = C.auto_settings(_overrides(args))
     repeats = int(args.repeats)
     items = wl.make_items()
-    if wl.name == "numpy_linalg":
-        import numpy  # noqa: F401
+    for module in wl.imports:
+        __import__(module)
     reference = list(map(wl.fn, wl.iterable(items)))
-    ppe_pools: dict[int | None, Any] = {}
-    sessions = [C.WarmSession(s, ppe_pools, settings) for s in specs]
+    pools: dict[object, Any] = {}
+    sessions = [C.WarmSession(s, pools, settings) for s in specs]
+    kinds = {s.name: s.kind for s in specs}
     times: dict[str, list[float]] = {s.name: [] for s in specs}
     decisions: dict[str, list[Any]] = {"auto": []}
     capped: dict[str, str] = {}
@@ -163,13 +164,15 @@ def _child_warm(args: argparse.Namespace) -> int:
     try:
         for rnd in range(repeats + 1):  # round 0 warms every executor up and is not timed
             if rnd == 2:
-                capped = C.hopeless({n: t[0] for n, t in times.items() if t})
+                capped = C.hopeless({n: t[0] for n, t in times.items() if t}, kinds)
             order = sessions[rnd % len(sessions) :] + sessions[: rnd % len(sessions)]
             for session in order:
                 if session.spec.name in capped:
                     continue
-                if rnd == 0 and (session.spec.kind == "serial" or session.pool_key in warmed):
-                    continue  # warm already: the reference run, or the same pool's warm-up
+                if rnd == 0 and (not session.needs_warmup or session.pool_key in warmed):
+                    # warm already: the reference run, a pre-started thread pool, or the same
+                    # process pool's warm-up
+                    continue
                 if rnd == 0 and session.pool_key is not None:
                     warmed.add(session.pool_key)
                 for _attempt in range(_load.MAX_RETRIES + 1):
@@ -208,7 +211,7 @@ def _child_warm(args: argparse.Namespace) -> int:
     finally:
         for session in sessions:
             session.close()
-        for pool in ppe_pools.values():
+        for pool in pools.values():
             pool.shutdown(wait=True)
     Path(args.child_out).write_text(
         json.dumps(
@@ -396,7 +399,8 @@ def run_cold(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
             entries = out[wl.name]
             if rnd == 1:
                 for name, why in C.hopeless(
-                    {n: e["times"][0] for n, e in entries.items() if e["times"]}
+                    {n: e["times"][0] for n, e in entries.items() if e["times"]},
+                    {n: e["spec"]["kind"] for n, e in entries.items()},
                 ).items():
                     entries[name]["capped"] = why
             specs = [

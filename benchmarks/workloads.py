@@ -154,6 +154,32 @@ def sleep_10ms(i: int) -> int:
     return i
 
 
+def sleep_5ms_spin_5ms(i: int) -> int:
+    """Half waiting, half CPU: a 5 ms sleep, then 5 ms of spin (threads overlap the waits
+    only; the spins hold the GIL)."""
+    time.sleep(0.005)
+    spin(5.0)
+    return i
+
+
+def sleep_10ms_blob(i: int) -> bytes:
+    """I/O-like with a large result: waits 10 ms, then returns 1 MB (a process pool must ship it
+    back; a thread hands over a reference)."""
+    time.sleep(0.010)
+    return bytes((i % 256,)) * _MB
+
+
+def svd_sum(seed: int) -> float:
+    """numpy/LAPACK: the singular values of a seeded 200x200 float64 matrix (no U, V); the
+    answer is rounded so BLAS threading or summation order cannot change it. LAPACK releases
+    the GIL, and OpenBLAS may itself run several threads per call."""
+    import numpy as np
+
+    a = np.random.default_rng(seed).random((200, 200))
+    s = np.linalg.svd(a, compute_uv=False)
+    return round(float(s.sum()) / 200.0, 4)
+
+
 def linalg(seed: int) -> float:
     """numpy: a 200x200 matrix product and solve; the answer is rounded so BLAS threading or
     summation order cannot change it."""
@@ -194,6 +220,8 @@ class Workload:
         quick: part of the ``--quick`` subset.
         generator: the input is passed to ``map`` as a generator (no ``len``).
         extra: not part of the default suite; run it by naming it in ``--workloads``.
+        imports: modules a timing child imports before the clock starts (imports are not what
+            is compared).
     """
 
     name: str
@@ -204,6 +232,7 @@ class Workload:
     quick: bool = False
     generator: bool = False
     extra: bool = False
+    imports: tuple[str, ...] = ()
 
     def iterable(self, items: list[Any]) -> Iterable[Any]:
         """What is passed to ``map``: the list, or a fresh generator over it."""
@@ -253,8 +282,40 @@ WORKLOADS: dict[str, Workload] = {
             "0.5 ms x 5,000 passed as a generator",
             generator=True,
         ),
-        Workload("sleep_10ms", sleep_10ms, _range(200), 200, "time.sleep(10 ms) x 200"),
-        Workload("numpy_linalg", linalg, _range(200), 200, "200x200 matmul + solve per item x 200"),
+        Workload("sleep_10ms", sleep_10ms, _range(200), 200, "time.sleep(10 ms) x 200", quick=True),
+        Workload(
+            "numpy_linalg",
+            linalg,
+            _range(200),
+            200,
+            "200x200 matmul + solve per item x 200",
+            imports=("numpy",),
+        ),
+        # For the thread lane: waits (threads overlap them), waits with large results (threads
+        # ship nothing), and LAPACK calls that release the GIL.
+        Workload(
+            "mixed_wait_cpu",
+            sleep_5ms_spin_5ms,
+            _range(200),
+            200,
+            "sleep 5 ms then 5 ms CPU, x 200",
+            quick=True,
+        ),
+        Workload(
+            "wait_1mb_result",
+            sleep_10ms_blob,
+            _range(100),
+            100,
+            "sleep 10 ms then return 1 MB, x 100",
+        ),
+        Workload(
+            "svd_100",
+            svd_sum,
+            _range(100),
+            100,
+            "singular values of a seeded 200x200 float64 matrix, x 100 (BLAS threads as they are)",
+            imports=("numpy",),
+        ),
         # Beyond the issue's list (opt-in): a trivial function whose results are tuples. Each
         # result is a GC-tracked allocation, so the collector runs during the sample, and its
         # first passes traverse the freshly built 1,000,000-item input list (~20 ms each here).
