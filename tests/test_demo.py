@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from amorsize_exec import __version__
-from amorsize_exec._demo import Workload, default_workloads, double, run_demo, spin
+from amorsize_exec._demo import Workload, default_workloads, double, run_demo, spin, wait
 
 
 @pytest.mark.processes
@@ -18,14 +18,17 @@ def test_demo_prints_times_and_decisions_for_each_workload() -> None:
     workloads = [
         Workload("trivial", 2000, double, lambda: range(2000)),
         Workload("generator", 30, spin, lambda: range(30), (10,), as_generator=True),
+        Workload("waits", 30, wait, lambda: range(30), (0.01,)),
     ]
     out = io.StringIO()
     run_demo(out, workloads=workloads)
     text = out.getvalue()
     assert "trivial" in text
     assert "generator" in text
-    assert text.count("decision: map(") == 2
+    assert text.count("decision: map(") == 3
     assert "decision: map(double): serial" in text
+    assert "decision: map(wait): " in text
+    assert "threads x chunks of" in text
     serial_rows = [
         line for line in text.splitlines() if "decision:" in line and ": serial," in line
     ]
@@ -34,7 +37,13 @@ def test_demo_prints_times_and_decisions_for_each_workload() -> None:
 
 def test_default_workloads_cover_the_issue() -> None:
     names = [w.name for w in default_workloads()]
-    assert names == ["trivial x*2", "~1 ms per item", "~20 ms per item", "generator, ~1 ms"]
+    assert names == [
+        "trivial x*2",
+        "~1 ms per item",
+        "~20 ms per item",
+        "generator, ~1 ms",
+        "I/O-like, 10 ms wait",
+    ]
     assert any(w.as_generator for w in default_workloads())
 
 
