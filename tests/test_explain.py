@@ -34,8 +34,11 @@ def test_a_costly_function_explained_as_json_then_run() -> None:
     assert "workers x" in report["decision"]["lane"], report["decision"]
     assert report["decision"]["reason"]
     assert report["sample"]["compute_s"] > 0.005
-    workers = {row["workers"] for row in report["predictions"]}
+    rows = report["predictions"]
+    workers = {row["workers"] for row in rows if row["lane"] != "thread"}
     assert workers == set(range(1, report["machine"]["usable_cpus"] + 1))
+    (threads,) = [row for row in rows if row["lane"] == "thread"]
+    assert threads["seconds"] >= rows[0]["seconds"] * 0.9  # CPU work: threads gain nothing
     assert report["machine"]["calibrated"] is True
     run = report["run"]
     assert run["same_results"] is True

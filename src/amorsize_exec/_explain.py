@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ._backends import reset_default_pools
-from ._cost_model import format_seconds, predict_parallel_s, predict_serial_s
+from ._config import Settings
+from ._cost_model import format_seconds, plan_threads, predict_parallel_s, predict_serial_s
 from ._decision import DecisionRecord
 from ._executor import AutoExecutor
 from ._machine import default_probe
@@ -76,7 +77,9 @@ def _predictions(record: DecisionRecord) -> list[dict[str, Any]]:
     stats, profile, n = record.stats, record.profile, record.items_remaining
     if stats is None or profile is None or not n:
         return []
-    rows = [{"workers": 1, "chunksize": None, "seconds": predict_serial_s(stats, n)}]
+    rows: list[dict[str, Any]] = [
+        {"lane": "serial", "workers": 1, "chunksize": None, "seconds": predict_serial_s(stats, n)}
+    ]
     chosen = record.decision.chunksize if record.decision.lane == "process" else None
     for workers in range(2, profile.usable_cpus + 1):
         base = chosen or max(1, n // (4 * workers))
@@ -84,7 +87,16 @@ def _predictions(record: DecisionRecord) -> list[dict[str, Any]]:
             seconds = predict_parallel_s(
                 stats, profile, n, workers, chunksize, spawn_s=profile.spawn_s(workers)
             )
-            rows.append({"workers": workers, "chunksize": chunksize, "seconds": seconds})
+            rows.append(
+                {"lane": "process", "workers": workers, "chunksize": chunksize, "seconds": seconds}
+            )
+    settings = Settings.from_env()
+    threads = plan_threads(stats, settings, n, settings.thread_lane_max_threads)
+    if threads is not None:
+        seconds, count, chunksize = threads
+        rows.append(
+            {"lane": "thread", "workers": count, "chunksize": chunksize, "seconds": seconds}
+        )
     return rows
 
 
@@ -122,11 +134,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"(cv {sample['cv']:.2f}), CPU/wall {cores_busy:.2f}"
         )
     if report["predictions"]:
-        lines.append("  predicted time of the rest (cold pool):")
-        lines.append(f"    {'workers':>7} {'chunksize':>9} {'time':>10}")
+        lines.append("  predicted time of the rest (cold pool; threads: the best count):")
+        lines.append(f"    {'lane':>7} {'workers':>7} {'chunksize':>9} {'time':>10}")
         for row in report["predictions"]:
             size = "-" if row["chunksize"] is None else str(row["chunksize"])
-            lines.append(f"    {row['workers']:>7} {size:>9} {format_seconds(row['seconds']):>10}")
+            lines.append(
+                f"    {row['lane']:>7} {row['workers']:>7} {size:>9} "
+                f"{format_seconds(row['seconds']):>10}"
+            )
     machine = report["machine"]
     if machine is not None:
         lines.append(
