@@ -34,7 +34,7 @@ from ._config import LANES, Lane, Settings, in_worker_process
 from ._deadline import DeadlineStream
 from ._decision import Decision, DecisionRecord
 from ._isolated import IsolatedMap
-from ._lanes import MapOptions
+from ._lanes import MapOptions, MapRequest
 from ._machine import MachineProbe, default_probe
 from ._map_call import MapCall
 from ._progress import Progress, check_progress, with_progress
@@ -157,7 +157,7 @@ class AutoExecutor(Executor):
         if not iterators:
             return iter(())
         total = _known_length(iterables)
-        results = self._map(fn, iterators, total, options)
+        results = self._map(MapRequest(fn, iterators, total, options))
         return with_progress(results, progress, total, self._lane_text)
 
     def _lane_text(self) -> str | None:
@@ -165,31 +165,25 @@ class AutoExecutor(Executor):
         record = self._runtime.last_decision
         return None if record is None else record.lane_text
 
-    def _map(
-        self,
-        fn: Callable[..., Any],
-        iterators: list[Iterator[Any]],
-        total: int | None,
-        options: MapOptions,
-    ) -> Iterator[Any]:
+    def _map(self, request: MapRequest) -> Iterator[Any]:
         """``map`` once its arguments are checked: who runs it."""
-        rt = self._runtime
+        rt, fn, options = self._runtime, request.fn, request.options
         if rt.isolated:
-            return IsolatedMap(rt, fn, iterators, total, options).results()
+            return IsolatedMap(rt, request).results()
         if rt.runs_in_process_only:
             why = "nested inside a worker process" if rt.nested else "lane='serial' was asked"
-            self._record_forced(fn, Decision.serial(why), total)
-            return self._here(options, lambda o, _, __: rt.serial.over(fn, iterators))
+            self._record_forced(fn, Decision.serial(why), request.total)
+            return self._here(options, lambda o, _, __: rt.serial.over(fn, request.iterators))
         if rt.forced_lane == "thread":
             threads = self._max_workers or rt.settings.thread_lane_max_threads
             decision = Decision(
                 "thread", threads, options.chunksize or 1, 1.0, 0.0, "lane='thread' was asked"
             )
-            self._record_forced(fn, decision, total)
-            return rt.threads.run(fn, zip(*iterators, strict=False), decision, options)
+            self._record_forced(fn, decision, request.total)
+            return rt.threads.run(fn, request.args(), decision, options)
         return self._here(
             options,
-            lambda o, publish, wanted: MapCall(rt, fn, iterators, total, o).results(
+            lambda o, publish, wanted: MapCall(rt, replace(request, options=o)).results(
                 publish, wanted
             ),
         )

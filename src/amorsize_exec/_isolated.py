@@ -20,7 +20,7 @@ from ._stats import SampleStats
 
 if TYPE_CHECKING:
     from ._config import Settings
-    from ._lanes import MapOptions
+    from ._lanes import MapRequest
     from ._runtime import Runtime
 
 #: ``(stats, items done) -> (chunksize, window)`` for the rest, or ``None`` to keep the first.
@@ -32,19 +32,12 @@ class IsolatedMap:
     chunks go out one item each (all workers busy at once), timed in the workers; once they
     are back, the model sizes the rest (``WorkerSample``)."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        fn: Callable[..., Any],
-        iterators: list[Iterator[Any]],
-        total: int | None,
-        options: MapOptions,
-    ) -> None:
+    def __init__(self, runtime: Runtime, request: MapRequest) -> None:
         self._rt = runtime
-        self._fn = fn
-        self._iterators = iterators
-        self._total = total
-        self._options = options
+        self._request = request
+        self._fn = request.fn
+        self._total = request.total
+        self._options = request.options
         self._forced = runtime.forced_lane == "process"
         self._why = (
             "lane='process' was asked"
@@ -80,8 +73,9 @@ class IsolatedMap:
             self.plan,
             window=options.window(first, rt.settings),
         )
-        args = zip(*self._iterators, strict=False)
-        return rt.processes.run(self._fn, args, first, options, observer=sample.observe)
+        return rt.processes.run(
+            self._fn, self._request.args(), first, options, observer=sample.observe
+        )
 
     def plan(self, stats: SampleStats, done: int) -> tuple[int, int] | None:
         """Chunk size and window for the rest, from ``done`` items timed in the workers; the

@@ -33,7 +33,7 @@ from ._decision import Decision, callable_name
 from ._sampler import Sample, pickling_problem
 
 if TYPE_CHECKING:
-    from ._lanes import MapOptions
+    from ._lanes import MapRequest
     from ._lanes._process import PoolStart
     from ._runtime import Runtime
 
@@ -41,22 +41,15 @@ logger = logging.getLogger(__name__)
 
 
 class MapCall:
-    """One auto-lane map: ``fn`` over ``zip(*iterators)``, ``total`` items if known."""
+    """One auto-lane map (``MapRequest``: ``fn`` over its inputs, ``total`` items if known)."""
 
-    def __init__(
-        self,
-        runtime: Runtime,
-        fn: Callable[..., Any],
-        iterators: list[Iterator[Any]],
-        total: int | None,
-        options: MapOptions,
-    ) -> None:
+    def __init__(self, runtime: Runtime, request: MapRequest) -> None:
         self._rt = runtime
-        self._fn = fn
-        self._iterators = iterators
-        self._total = total
-        self._options = options
-        self._name = callable_name(fn)
+        self._fn = request.fn
+        self._iterators = request.iterators
+        self._total = request.total
+        self._options = request.options
+        self._name = callable_name(request.fn)
         self._wanted: Callable[[], bool] = _always
 
     def results(

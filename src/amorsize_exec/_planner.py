@@ -59,12 +59,10 @@ class Planner:
         start_paid = not length_known and spent_s >= profile.spawn_s(2)
 
         def again() -> Decision:
-            return _cost_model.decide(
+            return self._model(
                 stats,
                 profile,
-                self._settings,
                 n,
-                max_workers=processes.max_workers,
                 warm_workers=processes.warm_workers(profile),
                 chunksize=chunksize,
                 length_known=length_known,
@@ -89,21 +87,24 @@ class Planner:
         self, stats: SampleStats, n: int, chunksize: int | None, *, length_known: bool
     ) -> tuple[Decision, MachineProfile]:
         """The fastest pool for ``n`` items that may not run here (their start is sunk)."""
-        processes = self._processes
-        profile = processes.profile()
-        decision = _cost_model.decide(
+        profile = self._processes.profile()
+        decision = self._model(
             stats,
             profile,
-            self._settings,
             n,
-            max_workers=processes.max_workers,
-            warm_workers=processes.worker_cap(profile),
+            warm_workers=self._processes.worker_cap(profile),
             chunksize=chunksize,
             length_known=length_known,
             start_paid=True,
             isolated=True,
         )
         return decision, profile
+
+    def _model(self, stats: SampleStats, profile: MachineProfile, n: int, **terms: Any) -> Decision:
+        """``cost_model.decide`` with this executor's settings and worker cap."""
+        return _cost_model.decide(
+            stats, profile, self._settings, n, max_workers=self._processes.max_workers, **terms
+        )
 
     def forgo(
         self,
@@ -126,15 +127,7 @@ class Planner:
             return 0
 
         def warm_verdict(stats: SampleStats) -> Decision:
-            return _cost_model.decide(
-                stats,
-                profile,
-                self._settings,
-                n,
-                max_workers=self._processes.max_workers,
-                warm_workers=workers,
-                chunksize=chunksize,
-            )
+            return self._model(stats, profile, n, warm_workers=workers, chunksize=chunksize)
 
         verdict = warm_verdict(stats)
         if verdict.lane != "process":

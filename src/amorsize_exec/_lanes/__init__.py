@@ -42,6 +42,20 @@ class MapOptions:
         return decision.workers * settings.chunks_in_flight_per_worker
 
 
+@dataclass(frozen=True)
+class MapRequest:
+    """One ``map`` call once its arguments are checked, as whichever object runs it reads it."""
+
+    fn: Callable[..., Any]
+    iterators: list[Iterator[Any]]  # one per input; what is not yet read
+    total: int | None  # the input's length, if every input has one
+    options: MapOptions
+
+    def args(self) -> Iterator[tuple[Any, ...]]:
+        """The arguments not yet read, one tuple per item."""
+        return zip(*self.iterators, strict=False)
+
+
 class Lane(Protocol):
     """Where the rest of a map runs once it is planned."""
 
