@@ -42,7 +42,7 @@ def test_default_workloads_cover_the_issue() -> None:
         "~1 ms per item",
         "~20 ms per item",
         "generator, ~1 ms",
-        "I/O-like, 10 ms wait",
+        "I/O-like, 10 ms",
     ]
     assert any(w.as_generator for w in default_workloads())
 

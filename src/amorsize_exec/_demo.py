@@ -73,7 +73,7 @@ def default_workloads() -> list[Workload]:
         Workload("~1 ms per item", 400, spin, lambda: range(400), (ms,)),
         Workload("~20 ms per item", 80, spin, lambda: range(80), (20 * ms,)),
         Workload("generator, ~1 ms", 800, spin, lambda: range(800), (ms,), as_generator=True),
-        Workload("I/O-like, 10 ms wait", 60, wait, lambda: range(60), (0.01,)),
+        Workload("I/O-like, 10 ms", 60, wait, lambda: range(60), (0.01,)),
     ]
 
 
