@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._lanes import MapRequest
     from ._lanes._process import PoolStart
     from ._runtime import Runtime
+    from ._stats import SampleStats
 
 logger = logging.getLogger(__name__)
 
@@ -62,43 +63,63 @@ class MapCall:
         (``Sampler.run``), and ``wanted()`` turns False once the consumer has gone (timed out):
         the rest is then never read, and no pool is started for it."""
         self._wanted = wanted or _always
-        rt, fn, options = self._rt, self._fn, self._options
-        if rt.strict and (problem := pickling_problem(fn)) is not None:
-            raise TypeError(problem)
-        ahead = self._send_ahead()
-        if ahead is None:
-            # No limit=total: the sampler then sees the end of a short input itself (one more
-            # next()), and the input-ended branch below answers without reading the machine
-            # (~0.3 ms of loky.cpu_count on a first call).
-            sample = rt.sampler.run(fn, self._iterators, publish=publish)
-        else:
-            sample = rt.sampler.run(fn, ahead.first, limit=1, publish=publish)
-        stats = sample.stats
-        rt.planner.remember(fn, stats)
-        if rt.strict and stats is not None:
-            stats = rt.sampler.measure_pickling(sample, stats)
-            if not stats.picklable:
-                raise TypeError(stats.unpicklable_reason)
-        sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
-        sent_count = 0 if ahead is None else ahead.count
-        total = self._total
-        remaining = None if total is None else total - sample.ran - sent_count
+        sampled = self._sample(publish)
+        sample, stats = sampled.sample, sampled.sample.stats
         if not self._wanted():  # the consumer timed out during the sample: nothing more to run
             return sample.replay()
         if sample.error is not None or sample.exhausted or stats is None:
             done = "the input ended" if sample.error is None else "an item raised"
             decision = Decision.serial(f"{done} during the sample")
-            rt.record("map", fn, decision, stats=stats, profile=None, total=total, remaining=0)
+            self._rt.record(
+                "map", self._fn, decision, stats=stats, profile=None, total=self._total, remaining=0
+            )
             # Alone, the replay is a list iterator, which list() copies in one go (10,000
             # results: 51 us; 85 us through a chain; timeit, best of 5).
+            sent = sampled.sent
             return itertools.chain(sample.replay(), *sent) if sent else sample.replay()
-        horizon = remaining if remaining is not None else sample.ran
+        plan = self._plan(sampled, stats)
+        if plan is None:  # timed out while the pool started
+            return sample.replay()
+        return self._run(sampled, plan)
+
+    # --- the phases --------------------------------------------------------------------------
+
+    def _sample(self, publish: Callable[[Any], None] | None) -> _Sampled:
+        """The first items, run here and timed (and, if a pool is warm and fn's items were
+        costly last time, the next ones sent ahead to it meanwhile)."""
+        rt, fn = self._rt, self._fn
+        if rt.strict and (problem := pickling_problem(fn)) is not None:
+            raise TypeError(problem)
+        ahead = self._send_ahead()
+        if ahead is None:
+            # No limit=total: the sampler then sees the end of a short input itself (one more
+            # next()), and the input-ended branch answers without reading the machine
+            # (~0.3 ms of loky.cpu_count on a first call).
+            sample = rt.sampler.run(fn, self._iterators, publish=publish)
+        else:
+            sample = rt.sampler.run(fn, ahead.first, limit=1, publish=publish)
+        rt.planner.remember(fn, sample.stats)
+        if rt.strict and sample.stats is not None:
+            sample.stats = rt.sampler.measure_pickling(sample, sample.stats)
+            if not sample.stats.picklable:
+                raise TypeError(sample.stats.unpicklable_reason)
+        sent = () if ahead is None or ahead.stream is None else (ahead.stream,)
+        sent_count = 0 if ahead is None else ahead.count
+        total = self._total
+        remaining = None if total is None else total - sample.ran - sent_count
+        return _Sampled(sample, sent, sent_count, remaining)
+
+    def _plan(self, sampled: _Sampled, stats: SampleStats) -> _Plan | None:
+        """The decision for the rest; a cold pool it wants starts now, in the background if a
+        core is left to this process (``None``: the consumer timed out meanwhile)."""
+        rt, options, remaining = self._rt, self._options, sampled.remaining
+        horizon = remaining if remaining is not None else sampled.sample.ran
         decide_now = functools.partial(
             rt.planner.decide,
             stats,
             horizon,
             options.chunksize,
-            sample,
+            sampled.sample,
             length_known=remaining is not None,
         )
         decision, profile, stats = decide_now()
@@ -112,20 +133,21 @@ class MapCall:
                     decision, profile = starting.as_planned(decision, profile)
                     decision = replace(decision, reason=starting.decision.reason)
                 starting = None
-        if not self._wanted():  # timed out while the pool started: the lease goes back unused
+        if not self._wanted():  # the lease goes back unused
             if starting is not None:
                 starting.lease.release()
-            return sample.replay()
-        if sent:
+            return None
+        if sampled.sent:
+            count = sampled.sent_count
             decision = replace(
                 decision,
-                reason=f"{sent_count} item{'s' if sent_count > 1 else ''} sent ahead to the "
-                f"warm pool while the first was sampled; {decision.reason}",
+                reason=f"{count} item{'s' if count > 1 else ''} sent ahead to the warm pool "
+                f"while the first was sampled; {decision.reason}",
             )
         warm_up_after = 0
         if decision.lane == "serial" and remaining is not None and not rt.closed:
             warm_up_after = rt.planner.forgo(
-                stats, profile, horizon, chunksize=options.chunksize, sample=sample
+                stats, profile, horizon, chunksize=options.chunksize, sample=sampled.sample
             )
             if warm_up_after:
                 decision = replace(
@@ -134,14 +156,29 @@ class MapCall:
                     "this executor's calls: it starts after this run (rent-or-buy)",
                 )
         rt.record(
-            "map", fn, decision, stats=stats, profile=profile, total=total, remaining=remaining
+            "map",
+            self._fn,
+            decision,
+            stats=stats,
+            profile=profile,
+            total=self._total,
+            remaining=remaining,
         )
-        if decision.lane != "serial" and starting is None:
+        return _Plan(decision, starting, warm_up_after)
+
+    def _run(self, sampled: _Sampled, plan: _Plan) -> Iterator[Any]:
+        """The sample's results, then the rest in the planned lane; in-process runs re-plan."""
+        decision = plan.decision
+        if decision.lane != "serial" and plan.starting is None:
             args = zip(*self._iterators, strict=False)  # what the sample left
-            tail = rt.lane(decision.lane).run(fn, args, decision, options)
-            return itertools.chain(sample.replay(), *sent, tail)
+            tail = self._rt.lane(decision.lane).run(self._fn, args, decision, self._options)
+            return itertools.chain(sampled.sample.replay(), *sampled.sent, tail)
         batches = self._in_process(
-            sample, remaining, starting=starting, sent=sent, warm_up_after=warm_up_after
+            sampled.sample,
+            sampled.remaining,
+            starting=plan.starting,
+            sent=sampled.sent,
+            warm_up_after=plan.warm_up_after,
         )
         return itertools.chain.from_iterable(batches)
 
@@ -303,6 +340,25 @@ class MapCall:
         one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
         stream = rt.processes.run(self._fn, iter(items), one_each, self._options)
         return _Ahead(first_item, stream, len(items))
+
+
+@dataclass
+class _Sampled:
+    """What the sample phase leaves: the sample, results of items sent ahead, items left."""
+
+    sample: Sample
+    sent: tuple[Iterator[Any], ...]  # results of items sent ahead to a warm pool, in order
+    sent_count: int
+    remaining: int | None  # items left after both (None: the input has no length)
+
+
+@dataclass
+class _Plan:
+    """What the plan phase decided, and the pool it is starting for it (if cold)."""
+
+    decision: Decision
+    starting: PoolStart | None
+    warm_up_after: int  # workers of a pool to start once this in-process run ends (0: none)
 
 
 @dataclass
