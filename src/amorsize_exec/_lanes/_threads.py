@@ -14,15 +14,14 @@ as chunks are submitted (~60 us each) and go when the map ends: nothing outlives
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .._backends import ChunkedMap
+from .._backends._worker import run_chunk
 
 if TYPE_CHECKING:
-    from .._backends._worker import ChunkResult
     from .._config import Settings
     from .._decision import Decision
     from . import LiveStreams, MapOptions
@@ -45,7 +44,7 @@ class ThreadLane:
         threads = ThreadPoolExecutor(decision.workers, thread_name_prefix="amorsize_exec-thread")
 
         def submit_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[Any]:
-            return threads.submit(run_chunk_here, fn, chunk)
+            return threads.submit(run_chunk, fn, chunk, in_thread=True)
 
         try:
             stream = ChunkedMap(
@@ -62,19 +61,3 @@ class ThreadLane:
             raise
         self._streams.add(stream)
         return iter(stream)
-
-
-def run_chunk_here(fn: Callable[..., Any], chunk: Sequence[tuple[Any, ...]]) -> ChunkResult:
-    """``_worker.run_chunk`` for a thread: the exception is the original object (nothing to
-    pickle), and CPU time is this thread's own."""
-    results: list[Any] = []
-    error: BaseException | None = None
-    cpu0 = time.thread_time()
-    wall0 = time.perf_counter()
-    for args in chunk:
-        try:
-            results.append(fn(*args))
-        except Exception as exc:  # as in a worker: BaseException ends the thread's task
-            error = exc
-            break
-    return results, error, time.perf_counter() - wall0, time.thread_time() - cpu0
