@@ -190,6 +190,23 @@ def oracle_members(specs: list[Spec]) -> list[str]:
     return [s.name for s in specs if s.kind in ORACLE_KINDS]
 
 
+def oracle_choice(medians: dict[str, float | None], kinds: dict[str, str]) -> str | None:
+    """The oracle's configuration: the name with the lowest median among the oracle's kinds
+    (``ORACLE_KINDS``: serial, process pools, thread pools); ``None`` if none has a timing.
+
+    The report picks the same one from the same medians; the paired rounds re-time it.
+    """
+    pool = {n: t for n, t in medians.items() if t is not None and kinds.get(n) in ORACLE_KINDS}
+    return min(pool, key=pool.__getitem__) if pool else None
+
+
+def paired_order(names: list[str], rnd: int) -> list[str]:
+    """Round ``rnd`` of the paired rounds: ``names`` rotated by ``rnd`` (A, B, C, then B, C, A,
+    then C, A, B, ...), so that each contender takes each place in turn."""
+    k = rnd % max(1, len(names))
+    return names[k:] + names[:k]
+
+
 def auto_settings(overrides: dict[str, str]) -> Any:
     """``Settings.from_env()`` with ``--auto-setting FIELD=VALUE`` overrides applied."""
     import dataclasses

@@ -18,17 +18,22 @@ from typing import Any
 
 from benchmarks.contenders import MAIN_CONTENDERS, ORACLE_KINDS
 
-# --- targets ------------------------------------------------------------------------------------
-#: Geometric-mean regret (AutoExecutor / oracle) allowed over all workloads. The issue names the
-#: figure without a threshold; 1.10 ("within 10% of the best hand-tuned pool") is this suite's.
-GEOMEAN_REGRET_MAX = 1.10
-#: Worst single-workload regret allowed (the suite's threshold, same caveat).
-MAX_REGRET_MAX = 1.50
+# --- targets (issue 12) --------------------------------------------------------------------------
+#: Geometric-mean regret allowed over all workloads, in each mode. Regret is judged on the paired
+#: rounds' medians (auto, the loop and the oracle's configuration re-timed interleaved once the
+#: grid has chosen that configuration), with the grace below.
+GEOMEAN_REGRET_MAX = 1.05
+#: Worst single-workload regret allowed (same judging).
+MAX_REGRET_MAX = 1.25
+#: Grace: a workload's regret counts as 1.0 when AutoExecutor is within this of the oracle (no
+#: user notices 10 ms); otherwise regret = auto / oracle.
+GRACE_S = 0.010
 #: Negative scaling: AutoExecutor <= NEG_FACTOR * serial + NEG_SLACK_S on every workload.
 NEG_FACTOR, NEG_SLACK_S = 1.05, 0.010
 #: Predicted speedup within +-25% of the measured one, for decisions that chose the pool.
 PREDICTION_TOLERANCE = 0.25
-#: trivial_1m: AutoExecutor within 10% of the plain loop.
+#: trivial_1m: AutoExecutor within 10% of the plain loop (informational since issue 12: the
+#: no-negative-scaling rule judges it).
 TRIVIAL_FACTOR = 1.10
 
 #: Foreign CPU load (cores) above which a timing is flagged in the report (see _load.py).
@@ -52,6 +57,62 @@ def _median(xs: list[float]) -> float | None:
 def _geomean(xs: list[float]) -> float | None:
     xs = [x for x in xs if x and x > 0]
     return math.exp(statistics.fmean(math.log(x) for x in xs)) if xs else None
+
+
+def graced(auto: float | None, oracle: float | None) -> tuple[float | None, float | None]:
+    """(regret with the grace, raw auto / oracle): 1.0 when |auto - oracle| <= GRACE_S."""
+    if not auto or not oracle:
+        return None, None
+    raw = auto / oracle
+    return (1.0 if abs(auto - oracle) <= GRACE_S else raw), raw
+
+
+def fmt_regret(regret: float | None, raw: float | None, bold: bool = False) -> str:
+    """``1.26``, or ``1.00 (1.26 raw)`` when the grace applied; ``-`` when unknown."""
+    if regret is None or raw is None:
+        return "-"
+    text = f"{regret:.2f}"
+    if bold:
+        text = f"**{text}**"
+    return text if f"{raw:.2f}" == f"{regret:.2f}" else f"{text} ({raw:.2f} raw)"
+
+
+def _judged(
+    med: dict[str, float | None],
+    oracle_cfg: str | None,
+    paired: dict[str, Any] | None,
+    entries: dict[str, Any],
+) -> dict[str, Any]:
+    """The figures the targets are judged on: the paired rounds' medians when the run has them
+    (the oracle = the better of the loop and the grid's chosen configuration, both re-timed in
+    the same rounds), else the grid medians (older raw.json)."""
+    times = (paired or {}).get("times", {})
+    pm = {n: _median(t) for n, t in times.items()}
+    config = (paired or {}).get("config")
+    if pm.get("auto") and pm.get("serial") and config and pm.get(config):
+        serial, auto, cfg_t = pm["serial"], pm["auto"], pm[config]
+        oracle = min(serial, cfg_t)
+        label = _config_label(entries[config]["spec"]) if config in entries else config
+        if oracle < cfg_t:
+            label += " (the loop was faster in the paired rounds)"
+        source = "paired"
+        rounds = min(len(times[n]) for n in ("auto", "serial", config))
+    else:
+        serial, auto, oracle = med.get("serial"), med.get("auto"), med.get("oracle")
+        label, source, rounds = oracle_cfg, "grid", None
+    regret, raw = graced(auto, oracle)
+    return {
+        "source": source,
+        "rounds": rounds,
+        "serial_s": serial,
+        "auto_s": auto,
+        "oracle_s": oracle,
+        "oracle_config": label,
+        "regret": regret,
+        "regret_raw": raw,
+        "negative_scaling": (auto > NEG_FACTOR * serial + NEG_SLACK_S if auto and serial else None),
+        "paired_median_s": pm,
+    }
 
 
 def _decision_summary(decisions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -124,7 +185,14 @@ def _best(
     return name, pool[name]
 
 
-def summarize_mode(results: dict[str, Any], workloads: dict[str, Any]) -> dict[str, Any]:
+def summarize_mode(
+    results: dict[str, Any], workloads: dict[str, Any], paired: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Per workload: the grid figures (every contender's median), and the figures the targets
+    are judged on (``judged``: the paired rounds of ``paired[workload]``, or the grid medians
+    when there are none); ``regret`` / ``regret_raw`` are the judged regret with and without
+    the grace, ``grid_regret`` / ``grid_regret_raw`` the same from the grid medians."""
+    paired = paired or {}
     rows: dict[str, Any] = {}
     for wl, entries in results.items():
         med = {name: _median(e["times"]) for name, e in entries.items()}
@@ -144,6 +212,8 @@ def summarize_mode(results: dict[str, Any], workloads: dict[str, Any]) -> dict[s
         dec = _decision_summary(entries.get("auto", {}).get("decisions", []))
         measured = speed.get("auto")
         pred = dec.get("predicted_speedup") if dec.get("lane", "serial") != "serial" else None
+        grid_regret, grid_raw = graced(auto, oracle_t)
+        judged = _judged(med, oracle_cfg, paired.get(wl), entries)
         rows[wl] = {
             "n": workloads[wl]["n"],
             "description": workloads[wl]["description"],
@@ -153,13 +223,18 @@ def summarize_mode(results: dict[str, Any], workloads: dict[str, Any]) -> dict[s
             "oracle_kind": entries[oracle_name]["spec"]["kind"] if oracle_name else None,
             "best_config": best_config,
             "best_name": best_name,
-            "regret": auto / oracle_t if auto and oracle_t else None,
+            "regret": judged["regret"],
+            "regret_raw": judged["regret_raw"],
+            "grid_regret": grid_regret,
+            "grid_regret_raw": grid_raw,
+            "judged": judged,
             "decision": dec,
             "measured_speedup": measured,
             "prediction_error": measured / pred - 1.0 if pred and measured else None,
             "skipped": {n: e["spec"]["skip"] for n, e in entries.items() if e["spec"]["skip"]},
             "capped": {n: e["capped"] for n, e in entries.items() if e.get("capped")},
             "errors": {n: e["errors"] for n, e in entries.items() if e["errors"]},
+            "paired_errors": (paired.get(wl) or {}).get("errors", {}),
             "repeats": {n: len(e["times"]) for n, e in entries.items()},
             "foreign": [x for e in entries.values() for x in e.get("foreign", []) if x is not None],
             "foreign_max": {
@@ -171,25 +246,46 @@ def summarize_mode(results: dict[str, Any], workloads: dict[str, Any]) -> dict[s
     return rows
 
 
+def _judged_on(rows: dict[str, Any]) -> str:
+    """How a mode's regret is judged: ``paired rounds`` / ``grid medians`` / a mix."""
+    sources = Counter(r["judged"]["source"] for r in rows.values())
+    if set(sources) == {"paired"}:
+        return "paired rounds"
+    if set(sources) <= {"grid"}:
+        return "grid medians: no paired rounds"
+    return f"paired rounds; grid medians for {sources['grid']} without"
+
+
 def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each target per mode: value, whether it holds, and the workloads that break it."""
+    """Each target per mode: value, whether it holds, and the workloads that break it.
+
+    Regret and negative scaling are judged on ``row["judged"]`` (paired rounds, 10 ms grace);
+    the prediction check on the grid (decisions and medians of every repeat).
+    """
     out = []
     for mode, rows in summary.items():
+        on = f"{_judged_on(rows)}, {GRACE_S * 1e3:.0f} ms grace"
         regrets = {w: r["regret"] for w, r in rows.items() if r["regret"]}
+        raws = {w: r["regret_raw"] for w, r in rows.items() if r["regret"]}
         g = _geomean(list(regrets.values()))
+        graw = _geomean(list(raws.values()))
         out.append(
             {
-                "target": f"geomean regret <= {GEOMEAN_REGRET_MAX:.2f}",
+                "target": f"geomean regret <= {GEOMEAN_REGRET_MAX:.2f} ({on})",
                 "mode": mode,
-                "value": f"{g:.3f}" if g else "n/a",
+                "value": f"{g:.3f} ({graw:.3f} raw, {len(regrets)} workloads)" if g else "n/a",
                 "holds": g is not None and g <= GEOMEAN_REGRET_MAX,
-                "misses": "",
+                "misses": ", ".join(
+                    f"{w} {rows[w]['regret']:.2f}"
+                    for w, v in sorted(regrets.items(), key=lambda kv: -kv[1])
+                    if v > GEOMEAN_REGRET_MAX
+                ),
             }
         )
         big = [
             r["regret"]
             for r in rows.values()
-            if r["regret"] and (r["median_s"].get("serial") or 0) >= SUBSTANTIAL_S
+            if r["regret"] and (r["judged"]["serial_s"] or 0) >= SUBSTANTIAL_S
         ]
         gb = _geomean(big)
         out.append(
@@ -202,36 +298,65 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "misses": "",
             }
         )
+        grid = {w: r["grid_regret"] for w, r in rows.items() if r["grid_regret"]}
+        gg = _geomean(list(grid.values()))
+        gg_raw = _geomean([r["grid_regret_raw"] for r in rows.values() if r["grid_regret"]])
+        out.append(
+            {
+                "target": f"(info) geomean regret on the grid medians ({GRACE_S * 1e3:.0f} ms "
+                "grace)",
+                "mode": mode,
+                "value": f"{gg:.3f} ({gg_raw:.3f} raw)" if gg and gg_raw else "n/a",
+                "holds": None,
+                "misses": "",
+            }
+        )
         worst = max(regrets, key=regrets.__getitem__) if regrets else None
         out.append(
             {
-                "target": f"max regret <= {MAX_REGRET_MAX:.2f}",
+                "target": f"max regret <= {MAX_REGRET_MAX:.2f} ({on})",
                 "mode": mode,
-                "value": f"{regrets[worst]:.2f} ({worst})" if worst else "n/a",
+                "value": f"{fmt_regret(regrets[worst], raws[worst])} ({worst})" if worst else "n/a",
                 "holds": worst is not None and regrets[worst] <= MAX_REGRET_MAX,
                 "misses": ", ".join(
-                    f"{w} {v:.2f}"
+                    f"{w} {fmt_regret(v, raws[w])}"
                     for w, v in sorted(regrets.items(), key=lambda kv: -kv[1])
                     if v > MAX_REGRET_MAX
                 ),
             }
         )
-        bad = []
-        for w, r in rows.items():
-            s, a = r["median_s"].get("serial"), r["median_s"].get("auto")
-            if s is not None and a is not None and a > NEG_FACTOR * s + NEG_SLACK_S:
-                bad.append(f"{w} {a / s:.2f}x serial")
-        checked = sum(
-            1 for r in rows.values() if r["median_s"].get("serial") and r["median_s"].get("auto")
-        )
+        bad = [
+            f"{w} {r['judged']['auto_s'] / r['judged']['serial_s']:.2f}x serial"
+            for w, r in rows.items()
+            if r["judged"]["negative_scaling"]
+        ]
+        checked = sum(1 for r in rows.values() if r["judged"]["negative_scaling"] is not None)
         out.append(
             {
                 "target": f"no negative scaling: auto <= {NEG_FACTOR} x serial + "
-                f"{NEG_SLACK_S * 1e3:.0f} ms",
+                f"{NEG_SLACK_S * 1e3:.0f} ms ({_judged_on(rows)})",
                 "mode": mode,
                 "value": f"{checked - len(bad)}/{checked} workloads",
                 "holds": checked > 0 and not bad,
                 "misses": ", ".join(bad),
+            }
+        )
+        errs = {
+            w: r["prediction_error"] for w, r in rows.items() if r["prediction_error"] is not None
+        }
+        off = {w: e for w, e in errs.items() if abs(e) > PREDICTION_TOLERANCE}
+        out.append(
+            {
+                "target": f"predicted speedup within +-{PREDICTION_TOLERANCE:.0%} of measured "
+                "(pool decisions; grid medians)",
+                "mode": mode,
+                "value": f"{len(errs) - len(off)}/{len(errs)} pool decisions",
+                "holds": (not off) if errs else None,
+                "misses": ", ".join(
+                    f"{w} pred {rows[w]['decision']['predicted_speedup']:.2f} vs "
+                    f"{rows[w]['measured_speedup']:.2f}"
+                    for w in off
+                ),
             }
         )
         common = [
@@ -244,43 +369,28 @@ def targets(summary: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             for c in ("auto", "joblib", "ppe_tuned")
         }
         if all(gm.values()):
+            ahead = gm["auto"] >= gm["joblib"] and gm["auto"] >= gm["ppe_tuned"]
             out.append(
                 {
-                    "target": "geomean speedup: auto >= joblib and >= ppe_tuned",
+                    "target": "(info) geomean speedup (grid medians): auto >= joblib and "
+                    ">= ppe_tuned",
                     "mode": mode,
                     "value": f"auto {gm['auto']:.2f}, joblib {gm['joblib']:.2f}, "
-                    f"ppe_tuned {gm['ppe_tuned']:.2f} ({len(common)} workloads)",
-                    "holds": gm["auto"] >= gm["joblib"] and gm["auto"] >= gm["ppe_tuned"],
+                    f"ppe_tuned {gm['ppe_tuned']:.2f} ({len(common)} workloads): "
+                    + ("yes" if ahead else "no"),
+                    "holds": None,
                     "misses": "",
                 }
             )
-        errs = {
-            w: r["prediction_error"] for w, r in rows.items() if r["prediction_error"] is not None
-        }
-        off = {w: e for w, e in errs.items() if abs(e) > PREDICTION_TOLERANCE}
-        out.append(
-            {
-                "target": f"predicted speedup within +-{PREDICTION_TOLERANCE:.0%} of measured "
-                "(pool decisions)",
-                "mode": mode,
-                "value": f"{len(errs) - len(off)}/{len(errs)} pool decisions",
-                "holds": (not off) if errs else None,
-                "misses": ", ".join(
-                    f"{w} pred {rows[w]['decision']['predicted_speedup']:.2f} vs "
-                    f"{rows[w]['measured_speedup']:.2f}"
-                    for w in off
-                ),
-            }
-        )
         t = rows.get("trivial_1m")
-        if t and t["median_s"].get("auto") and t["median_s"].get("serial"):
-            ratio = t["median_s"]["auto"] / t["median_s"]["serial"]
+        if t and t["judged"]["auto_s"] and t["judged"]["serial_s"]:
+            ratio = t["judged"]["auto_s"] / t["judged"]["serial_s"]
             out.append(
                 {
-                    "target": f"trivial_1m: auto <= {TRIVIAL_FACTOR:.2f} x loop",
+                    "target": f"(info) trivial_1m: auto <= {TRIVIAL_FACTOR:.2f} x loop",
                     "mode": mode,
-                    "value": f"{ratio:.3f}x",
-                    "holds": ratio <= TRIVIAL_FACTOR,
+                    "value": f"{ratio:.3f}x: " + ("yes" if ratio <= TRIVIAL_FACTOR else "no"),
+                    "holds": None,
                     "misses": "",
                 }
             )
@@ -325,6 +435,52 @@ def _decision_cell(d: dict[str, Any]) -> str:
     return where
 
 
+def _paired_table(rows: dict[str, Any]) -> list[str]:
+    """Regret as the targets judge it: paired rounds' medians (or the grid's), 10 ms grace."""
+    on = _judged_on(rows)
+    lines = [
+        f"Regret as the targets judge it ({on}): "
+        + (
+            "once the grid below had chosen the oracle's configuration, AutoExecutor, the loop "
+            "and that configuration were timed again in interleaved rounds (A, B, C, then B, C, "
+            "A, ...); medians of those rounds, so that the machine's drift hits all three alike. "
+            "oracle = the better of the loop and that configuration in those rounds. "
+            if on != "grid medians: no paired rounds"
+            else "this raw.json has no paired rounds (an older run): the figures are the grid "
+            "medians below. "
+        )
+        + f"Regret counts as 1.00 when auto is within {GRACE_S * 1e3:.0f} ms of the oracle "
+        "(the raw ratio in brackets); otherwise regret = auto / oracle. auto vs loop: auto / "
+        f"serial (NEG: above {NEG_FACTOR} x serial + {NEG_SLACK_S * 1e3:.0f} ms). grid regret: "
+        "the same from the grid medians, for comparison.",
+        "",
+        "| workload | judged on | serial | auto | oracle | oracle config | auto - oracle "
+        "| regret | auto vs loop | grid regret |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w, r in rows.items():
+        j = r["judged"]
+        src = f"{j['rounds']} paired rounds" if j["source"] == "paired" else "grid medians"
+        diff = (
+            f"{(j['auto_s'] - j['oracle_s']) * 1e3:+.1f} ms"
+            if j["auto_s"] and j["oracle_s"]
+            else "-"
+        )
+        vs_loop = (
+            f"{j['auto_s'] / j['serial_s']:.2f}x" + (" **NEG**" if j["negative_scaling"] else "")
+            if j["auto_s"] and j["serial_s"]
+            else "-"
+        )
+        lines.append(
+            f"| {w} | {src} | {fmt_s(j['serial_s'])} | {fmt_s(j['auto_s'])} "
+            f"| {fmt_s(j['oracle_s'])} | {j['oracle_config'] or '-'} | {diff} "
+            f"| {fmt_regret(r['regret'], r['regret_raw'], bold=True)} | {vs_loop} "
+            f"| {fmt_regret(r['grid_regret'], r['grid_regret_raw'])} |"
+        )
+    lines.append("")
+    return lines
+
+
 def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
     lines = [f"## {mode.capitalize()} mode", ""]
     loads = [x for r in rows.values() for x in r["foreign"]]
@@ -345,14 +501,17 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
             + ".",
             "",
         ]
+    lines += _paired_table(rows)
     lines += [
-        "Median wall time per call (speedup vs serial in brackets); best ppe / best tpe = the "
+        "The grid: median wall time per call of every repeat (speedup vs serial in brackets); "
+        "best ppe / best tpe = the "
         "fastest process-pool / thread-pool configuration (which one in italics); oracle = best "
-        "of serial, every process-pool and every thread-pool configuration; regret = auto / "
-        "oracle.",
+        "of serial, every process-pool and every thread-pool configuration (the configuration "
+        "the paired rounds re-time); grid regret = auto / oracle on these medians, 1.00 within "
+        f"{GRACE_S * 1e3:.0f} ms (raw ratio in brackets).",
         "",
         "| workload | serial | auto | ppe_default | ppe_tuned | joblib | best ppe | best tpe "
-        "| oracle | oracle config | regret |",
+        "| oracle | oracle config | grid regret |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w, r in rows.items():
@@ -369,7 +528,7 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
                 cfg = r.get("best_config", {}).get(c)
                 which = f" _{cfg.split(' ', 1)[1]}_" if cfg and med.get(c) is not None else ""
                 cells.append(f"{fmt_s(med.get(c))}{mark} ({fmt_x(sp.get(c))}){which}")
-        regret = f"**{r['regret']:.2f}**" if r["regret"] else "-"
+        regret = fmt_regret(r["grid_regret"], r["grid_regret_raw"])
         lines.append(
             f"| {w} | " + " | ".join(cells) + f" | {r['oracle_config'] or '-'} | {regret} |"
         )
@@ -436,6 +595,10 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
             notes.append(f"- † {w}/{c} {why}")
         for c, errs in r["errors"].items():
             notes.append(f"- **{w}/{c} failed** ({len(errs)}x): {errs[0][:300]}")
+        for c, errs in r.get("paired_errors", {}).items():
+            notes.append(
+                f"- **{w}/{c} failed in the paired rounds** ({len(errs)}x): {errs[0][:300]}"
+            )
     if notes:
         lines += ["", *notes]
     lines.append("")
@@ -472,6 +635,18 @@ def markdown(raw: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, A
         ),
         f"- suite: {'quick' if cfg['quick'] else 'full'}, modes {cfg['modes']}, "
         f"{cfg['repeats']} repeats per figure (median), {cfg.get('elapsed_s', '?')} s in all",
+        "- regret is judged on "
+        + (
+            f"paired rounds ({cfg['paired_rounds']} per workload and mode: AutoExecutor, the "
+            "loop and the oracle's configuration chosen by the grid, timed again interleaved "
+            "A,B,C / B,C,A / ...; medians)"
+            if any(raw.get("paired", {}).values())
+            else "the grid medians: this raw.json has no paired rounds"
+            + (" (--paired-rounds 0)" if cfg.get("paired_rounds") == 0 else " (an older run)")
+        )
+        + f", with a {GRACE_S * 1e3:.0f} ms grace: regret counts as 1.00 when AutoExecutor is "
+        f"within {GRACE_S * 1e3:.0f} ms of the oracle, else auto / oracle (the raw ratio is "
+        "shown beside it); no negative scaling is judged on the same figures",
     ]
     if cfg.get("foreign_load"):
         lines.append(
@@ -514,7 +689,13 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     modes = list(summary)
-    fig, axes = plt.subplots(len(modes), 1, figsize=(18, 5 * len(modes)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(modes),
+        2,
+        figsize=(26, 5 * len(modes)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": [3, 1.2]},
+    )
     colors = {
         "auto": "#d62728",
         "ppe_default": "#7f7f7f",
@@ -540,17 +721,67 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right")
-        ax.set_ylabel("speedup vs serial (median, log)")
-        ax.set_title(f"{mode} mode: speedup vs list(map(...)) (>1 is faster)")
+        ax.set_ylabel("speedup vs serial (grid median, log)")
+        ax.set_title(f"{mode} mode: speedup vs list(map(...)) (>1 is faster; grid medians)")
         ax.legend(ncol=len(SHOWN), fontsize=8, loc="upper left")
         ax.grid(axis="y", which="both", alpha=0.3)
+    for ax, mode in zip(axes[:, 1], modes, strict=True):
+        _plot_regret(ax, mode, summary[mode])
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _plot_regret(ax: Any, mode: str, rows: dict[str, Any]) -> None:
+    """Regret per workload as judged (bars, with the grace) and the raw ratio (markers)."""
+    names = [w for w, r in rows.items() if r["regret"]]
+    ys = [rows[w]["regret"] for w in names]
+    raws = [rows[w]["regret_raw"] for w in names]
+    colors = ["#d62728" if y > MAX_REGRET_MAX else "#1f77b4" for y in ys]
+    ax.barh(
+        range(len(names)),
+        ys,
+        color=colors,
+        alpha=0.8,
+        label=f"regret ({GRACE_S * 1e3:.0f} ms grace)",
+    )
+    # raw ratios of sub-10 ms workloads reach 10x: clip them at the edge, value written beside
+    hi = max([*ys, MAX_REGRET_MAX]) * 1.15
+    shown = [min(x, hi * 0.97) for x in raws]
+    ax.scatter(shown, range(len(names)), marker="x", color="k", zorder=3, label="raw auto / oracle")
+    for i, x in enumerate(raws):
+        if x > hi * 0.97:
+            ax.annotate(
+                f"raw {x:.1f} >",
+                (hi * 0.97, i),
+                xytext=(-4, 0),
+                textcoords="offset points",
+                ha="right",
+                va="center",
+                fontsize=7,
+            )
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.axvline(GEOMEAN_REGRET_MAX, color="#2ca02c", lw=0.8, ls=":", label="geomean target")
+    ax.axvline(MAX_REGRET_MAX, color="#d62728", lw=0.8, ls=":", label="max target")
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(max(0.0, min(0.9, min([*ys, *raws, 1.0]) - 0.05)), hi)
+    g = _geomean(ys)
+    ax.set_title(
+        f"{mode}: regret ({_judged_on(rows)}), geomean {g:.3f}" if g else f"{mode}: regret",
+        fontsize=10,
+    )
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+
+
 def write_all(raw: dict[str, Any], out: Path) -> int:
-    summary = {mode: summarize_mode(res, raw["workloads"]) for mode, res in raw["results"].items()}
+    paired = raw.get("paired", {})
+    summary = {
+        mode: summarize_mode(res, raw["workloads"], paired.get(mode))
+        for mode, res in raw["results"].items()
+    }
     tgt = targets(summary)
     raw_summary = {"summary": summary, "targets": tgt}
     (out / "summary.json").write_text(__import__("json").dumps(raw_summary, indent=1))
@@ -561,7 +792,9 @@ def write_all(raw: dict[str, Any], out: Path) -> int:
         print(
             f"{mode}: "
             + "; ".join(
-                f"{w} auto {fmt_x(r['speedup'].get('auto'))} regret {r['regret']:.2f}"
+                f"{w} regret {fmt_regret(r['regret'], r['regret_raw'])} "
+                f"[{r['judged']['source']}; "
+                f"grid {fmt_regret(r['grid_regret'], r['grid_regret_raw'])}]"
                 if r["regret"]
                 else f"{w} -"
                 for w, r in rows.items()
@@ -573,7 +806,9 @@ def write_all(raw: dict[str, Any], out: Path) -> int:
         extra = f"  <- {t['misses']}" if t["misses"] else ""
         print(f"  [{mark:6s}] {t['mode']:4s} {t['target']}: {t['value']}{extra}")
     print(f"\nwrote {out / 'report.md'}, {out / 'speedup.png'}, {out / 'raw.json'}")
-    errors = any(r["errors"] for rows in summary.values() for r in rows.values())
+    errors = any(
+        r["errors"] or r.get("paired_errors") for rows in summary.values() for r in rows.values()
+    )
     return 1 if errors else 0
 
 

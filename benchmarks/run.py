@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 COLD_TIMEOUT_S = 600
 WARM_TIMEOUT_S = 3000
+#: Paired rounds per workload and mode. On the full suite (2 cores) one round of auto + loop +
+#: the oracle's configuration costs about 48 s cold and 40 s warm against 1,136 s for the whole
+#: run: 3 rounds add ~23% (5 would add ~38%), and 3 is one full rotation of three contenders.
+DEFAULT_PAIRED_ROUNDS = 3
 
 
 class ResultMismatch(SystemExit):
@@ -50,6 +55,15 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="the quick subset (< 5 min on 2 cores)")
     p.add_argument("--mode", choices=("cold", "warm", "both"), default="both")
     p.add_argument("--repeats", type=int, default=None, help="timings per figure (default 3)")
+    p.add_argument(
+        "--paired-rounds",
+        type=int,
+        default=DEFAULT_PAIRED_ROUNDS,
+        metavar="N",
+        help="after the grid has chosen the oracle's configuration, time auto, the loop and that "
+        "configuration again in N interleaved rounds (A,B,C / B,C,A / ...); regret is judged on "
+        f"their medians (default {DEFAULT_PAIRED_ROUNDS}; 0: judge on the grid medians)",
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
     p.add_argument("--workloads", default=None, help="comma-separated names (default: all/quick)")
     p.add_argument(
@@ -161,6 +175,42 @@ def _child_warm(args: argparse.Namespace) -> int:
     waited = 0.0
     last_load: float | None = None
     warmed: set[object] = set()
+    paired: dict[str, Any] = {}
+
+    def timed(session: C.WarmSession, judge: bool, where: str) -> tuple[float, float | None] | None:
+        """One call, timed; taken again (twice at most) under foreign load when ``judge``.
+        Returns (seconds, foreign load), or None if the results differ from the loop's. The
+        results are dropped here, before the next call (see below)."""
+        nonlocal retries, waited, last_load
+        results: list[Any] = []
+        elapsed, load = 0.0, None
+        for _attempt in range(_load.MAX_RETRIES + 1):
+            if judge and not (last_load is not None and last_load <= _load.QUIET):
+                wait = min(args.quiet_wait, args.quiet_budget - waited)
+                waited += _load.wait_for_quiet(_load.live_tree_cpu_s, wait)
+            # Free the previous call's results first: holding 200 MB of big_results
+            # while the next call allocates made glibc hand out fresh pages to one
+            # call and reused ones to the next (40 vs 160 ms for the same code).
+            results = []
+            meter.start()
+            started = time.perf_counter()
+            results = session.call(wl.fn, wl.iterable(items))
+            elapsed = time.perf_counter() - started
+            # /proc/stat counts 10 ms ticks: shorter calls cannot be judged
+            load = meter.stop() if elapsed >= 0.2 else None
+            last_load = load
+            if not judge or load is None or load <= _load.RETRY_ABOVE_CORES:
+                break
+            retries += 1
+        if results == reference:
+            return elapsed, load
+        print(
+            f"RESULT MISMATCH: {wl.name}/{session.spec.name} (warm, {where}): "
+            f"{len(results)} results vs {len(reference)} from list(map(...))",
+            file=sys.stderr,
+        )
+        return None
+
     try:
         for rnd in range(repeats + 1):  # round 0 warms every executor up and is not timed
             if rnd == 2:
@@ -175,31 +225,10 @@ def _child_warm(args: argparse.Namespace) -> int:
                     continue
                 if rnd == 0 and session.pool_key is not None:
                     warmed.add(session.pool_key)
-                for _attempt in range(_load.MAX_RETRIES + 1):
-                    if rnd > 0 and not (last_load is not None and last_load <= _load.QUIET):
-                        wait = min(args.quiet_wait, args.quiet_budget - waited)
-                        waited += _load.wait_for_quiet(_load.live_tree_cpu_s, wait)
-                    # Free the previous call's results first: holding 200 MB of big_results
-                    # while the next call allocates made glibc hand out fresh pages to one
-                    # call and reused ones to the next (40 vs 160 ms for the same code).
-                    results = []
-                    meter.start()
-                    started = time.perf_counter()
-                    results = session.call(wl.fn, wl.iterable(items))
-                    elapsed = time.perf_counter() - started
-                    # /proc/stat counts 10 ms ticks: shorter calls cannot be judged
-                    load = meter.stop() if elapsed >= 0.2 else None
-                    last_load = load
-                    if rnd == 0 or load is None or load <= _load.RETRY_ABOVE_CORES:
-                        break
-                    retries += 1
-                if results != reference:
-                    print(
-                        f"RESULT MISMATCH: {wl.name}/{session.spec.name} (warm, round {rnd}): "
-                        f"{len(results)} results vs {len(reference)} from list(map(...))",
-                        file=sys.stderr,
-                    )
+                got = timed(session, rnd > 0, f"round {rnd}")
+                if got is None:
                     return 3
+                elapsed, load = got
                 name = session.spec.name
                 if rnd > 0:
                     times[name].append(elapsed)
@@ -208,6 +237,34 @@ def _child_warm(args: argparse.Namespace) -> int:
                         decisions["auto"].append(session.decision())
                 elif name == "auto":
                     decisions.setdefault("auto_first_call", []).append(session.decision())
+        # Paired rounds: the grid has chosen the oracle's configuration; time auto, the loop and
+        # that configuration again, interleaved, on the same (warm) executors.
+        by_name = {s.spec.name: s for s in sessions}
+        best = C.oracle_choice(
+            {n: (statistics.median(t) if t else None) for n, t in times.items()}, kinds
+        )
+        if args.paired_rounds > 0 and best is not None and "auto" in by_name:
+            names = list(dict.fromkeys(["auto", "serial", best]))
+            paired = {
+                "config": best,
+                "rounds": args.paired_rounds,
+                "times": {n: [] for n in names},
+                "foreign": {n: [] for n in names},
+                "orders": [],
+                "decisions": [],
+            }
+            for rnd in range(args.paired_rounds):
+                order = C.paired_order(names, rnd)
+                paired["orders"].append(order)
+                for name in order:
+                    got = timed(by_name[name], True, f"paired round {rnd + 1}")
+                    if got is None:
+                        return 3
+                    elapsed, load = got
+                    paired["times"][name].append(elapsed)
+                    paired["foreign"][name].append(load)
+                    if name == "auto":
+                        paired["decisions"].append(by_name[name].decision())
     finally:
         for session in sessions:
             session.close()
@@ -222,6 +279,7 @@ def _child_warm(args: argparse.Namespace) -> int:
                 "foreign": loads,
                 "retries": retries,
                 "waited_s": waited,
+                "paired": paired,
             }
         )
     )
@@ -387,11 +445,49 @@ def _empty_entry(spec: C.Spec) -> dict[str, Any]:
     }
 
 
-def run_cold(args: argparse.Namespace, workloads: list[W.Workload], cores: int) -> dict[str, Any]:
+def run_cold(
+    args: argparse.Namespace, workloads: list[W.Workload], cores: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The grid (every contender, ``--repeats`` rounds), then the paired rounds; returns both."""
     out: dict[str, Any] = {}
     retries = [0]
     waited = [0.0]
     last_load: list[float | None] = [None]
+    digests: dict[str, list[Any]] = {}
+
+    def timed(wl: W.Workload, spec: C.Spec) -> tuple[dict[str, Any] | None, str, float, Any]:
+        """One timing in a fresh interpreter; taken again (twice at most) under foreign load.
+        Stops the suite if the results differ from the loop's."""
+        argv = [
+            "--child",
+            "cold",
+            "--workload",
+            wl.name,
+            "--specs",
+            json.dumps(spec.as_dict()),
+            *_settings_argv(args),
+        ]
+        for _attempt in range(_load.MAX_RETRIES + 1):
+            if not (last_load[0] is not None and last_load[0] <= _load.QUIET):
+                wait = min(args.quiet_wait, args.quiet_budget - _waited_total(args))
+                waited[0] += (w := _load.wait_for_quiet(_load.self_cpu_s, wait))
+                args.quiet_waited += w
+            data, err, wall, load = _spawn_child(argv, COLD_TIMEOUT_S)
+            last_load[0] = load
+            if data is None or load is None or load <= _load.RETRY_ABOVE_CORES:
+                break
+            retries[0] += 1
+        if data is not None:
+            ref = digests.get(wl.name)
+            if spec.name == "serial" and ref is None:
+                digests[wl.name] = ref = [data["count"], data["digest"]]
+            if ref is not None and [data["count"], data["digest"]] != ref:
+                raise ResultMismatch(
+                    f"RESULT MISMATCH: {wl.name}/{spec.name} (cold): {data['count']} results, "
+                    f"digest {data['digest'][:12]} vs list(map(...)) {ref[0]}, {ref[1][:12]}"
+                )
+        return data, err, wall, load
+
     for wl in workloads:
         out[wl.name] = {s.name: _empty_entry(s) for s in _specs(wl, cores, args)}
     for rnd in range(args.repeats):
@@ -413,56 +509,84 @@ def run_cold(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
             order = [specs[0], *rest[k:], *rest[:k]]  # serial first (the reference), then rotated
             line = []
             for spec in order:
-                argv = [
-                    "--child",
-                    "cold",
-                    "--workload",
-                    wl.name,
-                    "--specs",
-                    json.dumps(spec.as_dict()),
-                    *_settings_argv(args),
-                ]
-                for _attempt in range(_load.MAX_RETRIES + 1):
-                    if not (last_load[0] is not None and last_load[0] <= _load.QUIET):
-                        wait = min(args.quiet_wait, args.quiet_budget - _waited_total(args))
-                        waited[0] += (w := _load.wait_for_quiet(_load.self_cpu_s, wait))
-                        args.quiet_waited += w
-                    data, err, wall, load = _spawn_child(argv, COLD_TIMEOUT_S)
-                    last_load[0] = load
-                    if data is None or load is None or load <= _load.RETRY_ABOVE_CORES:
-                        break
-                    retries[0] += 1
+                data, err, wall, load = timed(wl, spec)
                 entry = out[wl.name][spec.name]
                 entry["proc_wall"].append(wall)
                 if data is None:
                     entry["errors"].append(err)
                     print(f"  ERROR cold {wl.name}/{spec.name}: {err}", flush=True)
                     continue
-                ref = out[wl.name]["serial"].get("digest")
-                if spec.name == "serial" and ref is None:
-                    out[wl.name]["serial"]["digest"] = ref = [data["count"], data["digest"]]
-                if ref is not None and [data["count"], data["digest"]] != ref:
-                    raise ResultMismatch(
-                        f"RESULT MISMATCH: {wl.name}/{spec.name} (cold): {data['count']} results, "
-                        f"digest {data['digest'][:12]} vs list(map(...)) {ref[0]}, {ref[1][:12]}"
-                    )
+                if spec.name == "serial" and "digest" not in entry:
+                    entry["digest"] = digests.get(wl.name)
                 entry["times"].append(data["t"])
                 entry["foreign"].append(load)
                 if data.get("decision") is not None:
                     entry["decisions"].append(data["decision"])
                 line.append(f"{spec.name}={data['t']:.3f}")
             print(f"[cold {rnd + 1}/{args.repeats}] {wl.name}: " + " ".join(line), flush=True)
+    # Paired rounds: the grid has chosen each workload's oracle configuration; time auto, the
+    # loop and that configuration again, interleaved (A,B,C / B,C,A / ...), one interpreter each.
+    paired: dict[str, Any] = {}
+    for wl in workloads:
+        entries = out[wl.name]
+        best = C.oracle_choice(
+            {
+                n: (statistics.median(e["times"]) if e["times"] else None)
+                for n, e in entries.items()
+            },
+            {n: e["spec"]["kind"] for n, e in entries.items()},
+        )
+        if args.paired_rounds > 0 and best is not None and "auto" in entries:
+            names = list(dict.fromkeys(["auto", "serial", best]))
+            paired[wl.name] = {
+                "config": best,
+                "rounds": args.paired_rounds,
+                "times": {n: [] for n in names},
+                "proc_wall": {n: [] for n in names},
+                "foreign": {n: [] for n in names},
+                "orders": [],
+                "decisions": [],
+                "errors": {},
+            }
+    for rnd in range(args.paired_rounds):
+        for wl in workloads:
+            if wl.name not in paired:
+                continue
+            p = paired[wl.name]
+            order = C.paired_order(list(p["times"]), rnd)
+            p["orders"].append(order)
+            line = []
+            for name in order:
+                data, err, wall, load = timed(wl, C.Spec(**out[wl.name][name]["spec"]))
+                p["proc_wall"][name].append(wall)
+                if data is None:
+                    p["errors"].setdefault(name, []).append(err)
+                    print(f"  ERROR cold paired {wl.name}/{name}: {err}", flush=True)
+                    continue
+                p["times"][name].append(data["t"])
+                p["foreign"][name].append(load)
+                if name == "auto" and data.get("decision") is not None:
+                    p["decisions"].append(data["decision"])
+                line.append(f"{name}={data['t']:.3f}")
+            print(
+                f"[cold paired {rnd + 1}/{args.paired_rounds}] {wl.name}: " + " ".join(line),
+                flush=True,
+            )
     print(
         f"cold: {retries[0]} timings re-taken because of foreign CPU load; "
         f"{waited[0]:.0f} s spent waiting for a quiet machine",
         flush=True,
     )
     args.load_stats["cold"] = {"retries": retries[0], "waited_s": round(waited[0], 1)}
-    return out
+    return out, paired
 
 
-def run_warm(args: argparse.Namespace, workloads: list[W.Workload], cores: int) -> dict[str, Any]:
+def run_warm(
+    args: argparse.Namespace, workloads: list[W.Workload], cores: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One warm child per workload: the grid, then the paired rounds; returns both."""
     out: dict[str, Any] = {}
+    paired: dict[str, Any] = {}
     for wl in workloads:
         all_specs = _specs(wl, cores, args)
         out[wl.name] = {s.name: _empty_entry(s) for s in all_specs}
@@ -474,6 +598,8 @@ def run_warm(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
             wl.name,
             "--repeats",
             str(args.repeats),
+            "--paired-rounds",
+            str(args.paired_rounds),
             "--specs",
             json.dumps([s.as_dict() for s in specs]),
             "--quiet-wait",
@@ -506,7 +632,15 @@ def run_warm(args: argparse.Namespace, workloads: list[W.Workload], cores: int) 
             + " ".join(f"{n}={v:.3f}" for n, v in meds.items()),
             flush=True,
         )
-    return out
+        if data.get("paired"):
+            paired[wl.name] = data["paired"]
+            pm = {n: statistics.median(t) for n, t in data["paired"]["times"].items() if t}
+            print(
+                f"[warm paired x{data['paired']['rounds']}] {wl.name}: "
+                + " ".join(f"{n}={v:.3f}" for n, v in pm.items()),
+                flush=True,
+            )
+    return out, paired
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -540,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "modes": modes,
             "repeats": args.repeats,
+            "paired_rounds": args.paired_rounds,
             "cores": cores,
             "auto_settings": _overrides(args),
             "only": args.only,
@@ -557,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
             for w in workloads
         },
         "results": {},
+        "paired": {},
     }
     raw["machine"]["capacity_start"] = W.parallel_capacity(cores)
     print(
@@ -571,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         started = time.perf_counter()
         runner = run_cold if mode == "cold" else run_warm
-        raw["results"][mode] = runner(args, workloads, cores)
+        raw["results"][mode], raw["paired"][mode] = runner(args, workloads, cores)
         raw["config"][f"{mode}_elapsed_s"] = round(time.perf_counter() - started, 1)
         raw["config"]["foreign_load"] = args.load_stats
         print(f"{mode} mode took {raw['config'][f'{mode}_elapsed_s']:.0f} s", flush=True)
