@@ -128,15 +128,36 @@ def sleeper(clock: FakeClock, cpu: FakeClock, cpu_of: dict[int, float]):  # type
 
 def test_two_waiting_items_end_the_sample() -> None:
     clock, cpu = FakeClock(), FakeClock()
-    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu)
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu, ready_clock=FakeClock())
     sample = sampler.run(sleeper(clock, cpu, {}), [iter(range(100))])
     assert sample.results == [0, 1]
+
+
+def test_time_preempted_is_no_wait() -> None:
+    # A busy machine: each item is 10 ms on the wall clock, of which 4 ms on a core and 6 ms
+    # runnable but preempted. It does not wait: no thread would run it sooner.
+    clock, cpu, ready = FakeClock(), FakeClock(), FakeClock()
+
+    def preempted(x: int) -> int:
+        clock.advance(0.010)
+        cpu.advance(0.004)
+        ready.advance(0.006)
+        return x
+
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu, ready_clock=ready)
+    sample = sampler.run(preempted, [iter(range(100))])
+    assert sample.results == [0, 1, 2]  # not 2: they did not wait
+    assert sample.stats is not None
+    assert sample.stats.ready_s == pytest.approx(0.006)
+    assert sample.stats.busy_s == pytest.approx(0.010)
+    d = decide(sample.stats, TWO_CORES, SETTINGS, 97, thread_cap=32)
+    assert d.lane != "thread", d.reason
 
 
 def test_a_waiting_first_call_alone_does_not_pass_for_a_waiting_function() -> None:
     # The first call waits (a connection, a file), the next burns CPU: the usual 3 items.
     clock, cpu = FakeClock(), FakeClock()
-    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu)
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu, ready_clock=FakeClock())
     sample = sampler.run(sleeper(clock, cpu, {1: 0.010, 2: 0.010}), [iter(range(100))])
     assert sample.results == [0, 1, 2]
 

@@ -110,15 +110,16 @@ def predict_threads_s(
 ) -> float:
     """Predicted wall time of ``n`` items on ``threads`` threads of this process (module doc).
 
-    CPU time counts as holding the GIL: work that releases it (numpy) looks like pure CPU
+    CPU time, and time preempted (``busy_s``), counts as holding the GIL: work that releases
+    it (numpy) looks like pure CPU
     and is never sent here, where it could still have gained (conservative on purpose). The
     CPU and the waits add up rather than overlap perfectly (``max``): with just enough threads
     to cover the waits, jitter leaves the GIL idle. With ``max``, 200 items of 5 ms wait and
     3.4 ms CPU took 3 threads and ran 1.26x the best thread pool (16 threads, warm).
     """
     t = stats.compute_s
-    gil_s = n * min(stats.cpu_s, t)
-    overlapped_s = n * (t - min(stats.cpu_s, t)) / threads
+    gil_s = n * stats.busy_s
+    overlapped_s = n * (t - stats.busy_s) / threads
     chunks = math.ceil(n / chunksize)
     overhead_s = threads * settings.thread_start_s + chunks * settings.thread_chunk_overhead_s
     return gil_s + overlapped_s + overhead_s + chunksize * t / 2.0
@@ -134,7 +135,7 @@ def plan_threads(
     if cap < 2:
         return None
     t = stats.compute_s
-    covering = math.ceil(t / max(stats.cpu_s, _TINY_S))
+    covering = math.ceil(t / max(stats.busy_s, _TINY_S))
     counts = {min(cap, max(2, covering)), cap}
     counts.update(k for k in (2, 4, 8, 16, 32, 64) if k < cap)
     best: tuple[float, int, int] | None = None
@@ -158,7 +159,7 @@ def _thread_decision(
     why: str = "",
 ) -> Decision:
     time_s, threads, size = plan
-    wait = 1.0 - min(stats.cpu_s, stats.compute_s) / stats.compute_s if stats.compute_s else 0.0
+    wait = 1.0 - stats.busy_s / stats.compute_s if stats.compute_s else 0.0
     return Decision(
         lane="thread",
         workers=threads,

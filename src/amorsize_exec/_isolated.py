@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ._decision import Decision, callable_name
-from ._sampler import Sample, Sampler, stats_from_timings
-from ._stats import SampleStats
+from ._sampler import Sample, Sampler
+from ._stats import SampleStats, stats_from_timings
 
 if TYPE_CHECKING:
     from ._config import Settings

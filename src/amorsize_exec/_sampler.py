@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import itertools
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,9 +23,29 @@ from ._backends._blas import single_thread
 from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
-from ._stats import SampleStats
+from ._stats import Measurements, SampleStats, stats_from_measurements
 
 Clock = Callable[[], float]
+_SCHEDSTAT = "/proc/thread-self/schedstat"
+
+
+def ready_time() -> float:
+    """Seconds this thread has spent runnable but waiting for a core (Linux's schedstat, ~8 us
+    a read; 0.0 elsewhere). Preemption adds it to an item's wall time, and it is no wait of the
+    item's own: on a busy machine a 5 ms CPU spin measured 8 ms wall and 4 ms CPU, "half
+    waiting", and took the thread lane, where the GIL runs it at the loop's pace."""
+    try:
+        fd = os.open(_SCHEDSTAT, os.O_RDONLY)
+    except OSError:
+        return 0.0
+    try:
+        return int(os.read(fd, 64).split()[1]) * 1e-9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    finally:
+        os.close(fd)
+
+
 _END = object()
 Serializer = Callable[[Any], bytes]
 
@@ -78,15 +99,6 @@ def _raising(error: BaseException) -> Iterator[Any]:
     yield  # a generator: raises when the consumer reaches it
 
 
-@dataclass
-class _Measurements:
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    batch_items: int = 0  # items timed in batches (no per-item spread)
-    batch_wall: float = 0.0
-    batch_cpu: float = 0.0
-
-
 class Sampler:
     """Runs items until enough evidence: ``sample_min_items`` and ``sample_min_s`` of work
     (``sample_min_items_waiting`` if every item mostly waited), or ``sample_budget_s`` of wall
@@ -102,11 +114,13 @@ class Sampler:
         *,
         clock: Clock = time.perf_counter,
         cpu_clock: Clock = time.process_time,
+        ready_clock: Clock = ready_time,
         serializer: Serializer = cloudpickle.dumps,
     ) -> None:
         self._settings = settings
         self._clock = clock
         self._cpu_clock = cpu_clock
+        self._ready_clock = ready_clock
         self._serialize = serializer
 
     def run(
@@ -125,11 +139,12 @@ class Sampler:
         """
         s = self._settings
         sample = Sample(fn=fn, publish=publish)
-        m = _Measurements()
+        m = Measurements()
         single = len(iterators) == 1
         # One input: map over it directly, as the plain loop does (no tuple per item).
         source: Iterator[Any] = iterators[0] if single else zip(*iterators, strict=False)
         started = self._clock()
+        ready0 = self._ready_clock()
         batch = 1
         while limit is None or sample.ran < limit:
             want = batch if limit is None else min(batch, limit - sample.ran)
@@ -155,13 +170,17 @@ class Sampler:
                 and measured >= s.sample_min_s
                 and not m.batch_items
                 and all(c < s.waiting_cpu_fraction * w for c, w in zip(m.cpu, m.wall, strict=True))
+                and sum(m.cpu) + self._ready_clock() - ready0 < s.waiting_cpu_fraction * measured
             ):
                 break  # every item mostly waited (each: an odd first call cannot pass for all)
             tiny = measured / count < s.batch_timing_below_s
             if publish is None and count >= s.sample_min_items and tiny:
                 # Tiny items: time batches, the clock would cost more than the item.
                 batch = 2 * batch if batch > 1 else _first_batch(m, count, s)
-        stats = _stats(m, self._clock() - started)
+        stats = stats_from_measurements(m, self._clock() - started)
+        if stats is not None and stats.cpu_s < stats.compute_s:  # not every moment on a core
+            ready_s = (self._ready_clock() - ready0) / stats.items
+            stats = replace(stats, ready_s=min(ready_s, stats.compute_s - stats.cpu_s))
         if (
             stats is not None
             and stats.cpu_s > s.multicore_cpu_ratio * stats.compute_s
@@ -189,7 +208,7 @@ class Sampler:
         if item is _END:
             sample.exhausted = True
             return stats
-        one = _Measurements()
+        one = Measurements()
         with single_thread() as limited:
             self._run_one(fn, (item,) if single else item, sample, one)
         if not one.wall:  # it raised: the sample ends there
@@ -202,7 +221,7 @@ class Sampler:
         )
 
     def _run_one(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], sample: Sample, m: _Measurements
+        self, fn: Callable[..., Any], args: tuple[Any, ...], sample: Sample, m: Measurements
     ) -> None:
         # The CPU clock outside the wall clock: it is a system call (~1 us), as long as a tiny
         # item, and the wall time is what the decision rests on.
@@ -232,7 +251,7 @@ class Sampler:
         *,
         single: bool,
         sample: Sample,
-        m: _Measurements,
+        m: Measurements,
     ) -> int:
         """Run up to ``want`` items timed as one; returns how many ran."""
         results = sample.results
@@ -325,7 +344,7 @@ class Sampler:
 _FIRST_BATCH_MAX_FACTOR = 8
 
 
-def _first_batch(m: _Measurements, count: int, settings: Settings) -> int:
+def _first_batch(m: Measurements, count: int, settings: Settings) -> int:
     """Items in the first timed batch: about ``batch_timing_below_s`` of work.
 
     Starting at 2 items, 200 items of 0.7 us took 7 batches where 4 do: the first ones cost
@@ -347,39 +366,6 @@ _LARGE_VALUE_BYTES = 1 << 16
 def _unpicklable(stats: SampleStats, problem: str | None) -> SampleStats:
     return replace(
         stats, pickling_measured=True, picklable=False, unpicklable_reason=problem or "unknown"
-    )
-
-
-def stats_from_timings(
-    walls: list[float], cpus: list[float], *, batch_items: int, batch_wall: float, batch_cpu: float
-) -> SampleStats | None:
-    """``SampleStats`` from timings taken elsewhere (chunks timed in the workers): single
-    items' wall and CPU seconds, and batches timed as one. No pickling figures yet."""
-    m = _Measurements(list(walls), list(cpus), batch_items, batch_wall, batch_cpu)
-    return _stats(m, sum(walls) + batch_wall)
-
-
-def _stats(m: _Measurements, elapsed_s: float) -> SampleStats | None:
-    count = len(m.wall) + m.batch_items
-    if count == 0:
-        return None
-    # The first call often pays one-time costs (imports, caches): leave it out once there
-    # are enough single-item timings to do without it.
-    wall = m.wall[1:] if len(m.wall) >= 3 else m.wall
-    cpu = m.cpu[1:] if len(m.cpu) >= 3 else m.cpu
-    n = len(wall) + m.batch_items
-    mean_wall = sum(wall) / len(wall) if wall else 0.0
-    spread = 0.0
-    if len(wall) >= 2 and mean_wall > 0:  # floats, not statistics.pstdev's exact fractions
-        spread = math.sqrt(sum((w - mean_wall) ** 2 for w in wall) / len(wall)) / mean_wall
-    return SampleStats(
-        items=count,
-        compute_s=(sum(wall) + m.batch_wall) / n,
-        cpu_s=(sum(cpu) + m.batch_cpu) / n,
-        cv=spread,
-        max_s=max(m.wall, default=m.batch_wall / max(1, m.batch_items)),
-        elapsed_s=elapsed_s,
-        measured_s=sum(m.wall) + m.batch_wall,
     )
 
 
