@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -195,28 +194,3 @@ def test_a_map_of_cpu_work_never_runs_on_threads(fn: Any, n: int, lane: str) -> 
         decision = ex.last_decision
     assert decision is not None
     assert decision.lane == lane, decision.summary()
-
-
-def _lane_threads() -> set[int]:
-    return {
-        t.ident or 0
-        for t in threading.enumerate()
-        if t.name.startswith("amorsize_exec-thread") and t.is_alive()
-    }
-
-
-@pytest.mark.timeout(60)
-def test_an_executors_maps_share_its_threads_until_shutdown() -> None:
-    ex = AutoExecutor(lane="thread", max_workers=4, probe=FakeProbe(TWO_CORES))
-    first = {ident for _, _, ident in ex.map(thread_ident, range(8))}
-    time.sleep(0.2)  # a map's own pool, stopped at its end, would have let its threads go
-    assert first <= _lane_threads()
-    second = {ident for _, _, ident in ex.map(thread_ident, range(8))}
-    assert second <= first  # the same threads: none started for the second map
-    ex.shutdown(wait=True)
-    assert not (first & _lane_threads())
-
-
-def thread_ident(x: int) -> tuple[int, int, int]:
-    sleep_then_return(x, 0.01)
-    return x, os.getpid(), threading.get_ident()
