@@ -240,7 +240,6 @@ class AutoExecutor(Executor):
         self._router.shutdown(wait=wait, cancel_futures=cancel_futures)
         if wait:
             rt.streams.wait(streams)
-        rt.threads.shutdown(wait=wait)
         rt.processes.shutdown(wait=wait)
 
 

@@ -58,15 +58,7 @@ class Runtime:
         self.sampler = Sampler(settings)
         self.streams = LiveStreams()
         self.serial = SerialLane()
-        self.threads = ThreadLane(
-            settings,
-            self.streams,
-            # lane="thread": max_workers is the thread count (as ThreadPoolExecutor's).
-            max_threads=max(
-                settings.thread_lane_max_threads,
-                (max_workers or 0) if lane == "thread" else 0,
-            ),
-        )
+        self.threads = ThreadLane(settings, self.streams)
         self.processes = ProcessLane(
             settings,
             probe,
