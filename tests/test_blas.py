@@ -108,6 +108,33 @@ print(json.dumps({
 """
 
 
+THREAD_SCRIPT = r"""
+import threading
+import numpy as np
+from amorsize_exec._backends._blas import fork_safe_threads
+
+np.linalg.svd(np.eye(50))
+alone = fork_safe_threads()
+stop = threading.Event()
+threading.Thread(target=stop.wait, daemon=True).start()
+print(alone, fork_safe_threads())
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_python_thread_beside_openblas_means_no_fork() -> None:
+    pytest.importorskip("numpy")
+    done = subprocess.run(
+        [sys.executable, "-c", THREAD_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
+
+
 @pytest.mark.processes
 @pytest.mark.timeout(120)
 def test_numpy_parent_forks_workers_that_get_one_blas_thread_each() -> None:

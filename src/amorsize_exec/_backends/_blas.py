@@ -61,17 +61,17 @@ def _libraries() -> list[dict[str, Any]]:
 
 
 def fork_safe_threads() -> bool:
-    """True if every thread of this process besides Python's own belongs to an OpenBLAS
-    (pthreads) pool, which stops around ``fork()``; Linux only."""
-    if not sys.platform.startswith("linux"):
+    """True if this process runs its main thread only, besides OpenBLAS (pthreads) pools,
+    which stop around ``fork()``; Linux only. Any other Python thread could hold a lock that
+    the children would inherit locked."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
         return False
     try:
-        os_threads = len(os.listdir("/proc/self/task"))
+        extra = len(os.listdir("/proc/self/task")) - 1
     except OSError:
         return False
-    extra = os_threads - threading.active_count()
-    if extra <= 0:
-        return os_threads == 1
+    if extra == 0:
+        return True
     libraries = _libraries()
     if not libraries or any(
         lib.get("internal_api") != "openblas" or lib.get("threading_layer") != "pthreads"
