@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._decision import Decision, callable_name
+from ._decision import Decision
 from ._sampler import Sample, Sampler
 from ._stats import SampleStats, stats_from_timings
 
@@ -94,7 +94,7 @@ class IsolatedMap:
         decision = replace(decision, reason=f"{self._why}; {decision.reason}")
         rt.record(
             "map",
-            callable_name(self._fn),
+            self._fn,
             decision,
             stats=stats,
             profile=profile,
