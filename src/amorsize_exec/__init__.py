@@ -14,10 +14,18 @@ from ._lazy import lazy_attributes
 if TYPE_CHECKING:
     from ._backends import WorkerPools, default_pools, reset_default_pools
     from ._config import Settings
+    from ._cost_cluster import ClusterCosts
     from ._cost_model import choose_chunksize, decide, predict_parallel_s, predict_serial_s
     from ._decision import Decision, DecisionRecord
-    from ._errors import AmorsizeError, AmorsizeWarning, BrokenProcessPool, UnpicklableResultError
+    from ._errors import (
+        AmorsizeError,
+        AmorsizeWarning,
+        BrokenProcessPool,
+        ClusterLostError,
+        UnpicklableResultError,
+    )
     from ._executor import AutoExecutor
+    from ._lanes._cluster import ClusterProbe, default_cluster_probe
     from ._machine import (
         MachineProbe,
         MachineProfile,
@@ -37,6 +45,9 @@ _SUBMODULE_OF = {
     "AmorsizeWarning": "._errors",
     "AutoExecutor": "._executor",
     "BrokenProcessPool": "._errors",
+    "ClusterCosts": "._cost_cluster",
+    "ClusterLostError": "._errors",
+    "ClusterProbe": "._lanes._cluster",
     "Decision": "._decision",
     "DecisionRecord": "._decision",
     "MachineProbe": "._machine",
@@ -49,6 +60,7 @@ _SUBMODULE_OF = {
     "__version__": "._version",
     "choose_chunksize": "._cost_model",
     "decide": "._cost_model",
+    "default_cluster_probe": "._lanes._cluster",
     "default_pools": "._backends",
     "default_probe": "._machine",
     "predict_parallel_s": "._cost_model",
@@ -70,6 +82,9 @@ __all__ = [
     "AmorsizeWarning",
     "AutoExecutor",
     "BrokenProcessPool",
+    "ClusterCosts",
+    "ClusterLostError",
+    "ClusterProbe",
     "Decision",
     "DecisionRecord",
     "MachineProbe",
@@ -82,6 +97,7 @@ __all__ = [
     "__version__",
     "choose_chunksize",
     "decide",
+    "default_cluster_probe",
     "default_pools",
     "default_probe",
     "predict_parallel_s",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from . import _cost_model
 from ._decision import Decision
 
-SubmitLane = Literal["serial", "process"]
+SubmitLane = Literal["serial", "process", "cluster"]
 #: A call accepted but not yet dispatched: the Future its caller holds, and the call.
 Call = tuple["Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
@@ -112,4 +112,8 @@ def submit_decision(lane: SubmitLane, task_s: float, workers: int) -> Decision:
     took = _cost_model.format_seconds(task_s)
     if lane == "serial":
         return Decision.serial(f"calls take {took}: cheaper in-process")
+    if lane == "cluster":
+        return Decision(
+            "cluster", workers, 1, 1.0, 0.0, f"calls take {took}: worth a task on the cluster"
+        )
     return Decision("process", workers, 1, 1.0, 0.0, f"calls take {took}: worth a worker")

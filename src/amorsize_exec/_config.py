@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Lane = Literal["auto", "serial", "thread", "process"]
-LANES: tuple[Lane, ...] = ("auto", "serial", "thread", "process")
+Lane = Literal["auto", "serial", "thread", "process", "cluster"]
+LANES: tuple[Lane, ...] = ("auto", "serial", "thread", "process", "cluster")
 
 #: Set in every worker process this package starts, so that nested use runs serially.
 WORKER_ENV_VAR = "AMORSIZE_EXEC_WORKER"
@@ -128,6 +128,17 @@ class Settings:
     #: Wanted work per chunk on a thread: long against that overhead (1.5% of 2 ms), short
     #: enough that a 10 ms item travels alone and the threads stay balanced.
     thread_target_chunk_s: float = 0.002
+
+    # --- the cluster lane (Dask distributed, ``client=``) -----------------------------------
+    #: A task on the cluster holds at least this many times its measured per-task cost of work
+    #: (loopback cluster: 2-3 ms a task, so chunks of ~50 ms or more: ~5% dispatch).
+    cluster_chunk_cost_ratio: float = 20.0
+    #: Optimistic round trip through a scheduler, used only to skip measuring a cluster that
+    #: could not win even so (measured: 9-18 ms on a loopback ``LocalCluster``, 2 cores).
+    prior_cluster_roundtrip_s: float = 0.002
+    #: Optimistic cost per byte moved to or from a cluster worker, for the same purpose
+    #: (~1 GB/s; measured: ~10 ns a byte on loopback).
+    prior_cluster_s_per_byte: float = 1e-9
 
     # --- submit() -------------------------------------------------------------------------------
     #: How long, beyond its expected round trip (the pool's start if cold), the first call of a

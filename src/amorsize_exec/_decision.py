@@ -11,7 +11,16 @@ if TYPE_CHECKING:
     from ._machine import MachineProfile
     from ._stats import SampleStats
 
-DecisionLane = Literal["serial", "thread", "process"]
+DecisionLane = Literal["serial", "thread", "process", "cluster"]
+
+
+#: What ``workers`` counts, by lane.
+_UNITS = {
+    "serial": "worker",
+    "thread": "threads",
+    "process": "workers",
+    "cluster": "cluster threads",
+}
 
 
 @dataclass(frozen=True)
@@ -19,9 +28,9 @@ class Decision:
     """The cost model's answer for the items that remain after the sample.
 
     Attributes:
-        lane: ``"serial"`` (in-process), ``"thread"`` (threads of this process) or
-            ``"process"`` (the loky pool).
-        workers: worker processes, or threads, to use (1 for serial).
+        lane: ``"serial"`` (in-process), ``"thread"`` (threads of this process),
+            ``"process"`` (the loky pool) or ``"cluster"`` (tasks on a Dask cluster).
+        workers: worker processes, threads, or the cluster's threads, to use (1 for serial).
         chunksize: items per task sent to a worker (the serial lane ignores it).
         predicted_speedup: predicted serial time / parallel time at ``workers`` (1.0 if serial).
         speedup_at_two: the card's test figure: predicted speedup with 2 workers.
@@ -78,15 +87,14 @@ class DecisionRecord:
         d = self.decision
         if d.lane == "serial":
             return "serial"
-        return f"{d.workers} {'threads' if d.lane == 'thread' else 'workers'} x {d.chunksize}"
+        return f"{d.workers} {_UNITS[d.lane]} x {d.chunksize}"
 
     def summary(self) -> str:
         """One line for logs and people."""
         d = self.decision
         where = "serial"
         if d.lane != "serial":
-            unit = "threads" if d.lane == "thread" else "workers"
-            where = f"{d.workers} {unit} x chunks of {d.chunksize}"
+            where = f"{d.workers} {_UNITS[d.lane]} x chunks of {d.chunksize}"
         forced = " (forced)" if self.forced else ""
         return (
             f"{self.call}({self.function}): {where}{forced}, predicted {d.predicted_speedup:.2f}x"

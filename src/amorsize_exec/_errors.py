@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 
-__all__ = ["AmorsizeError", "AmorsizeWarning", "BrokenProcessPool", "UnpicklableResultError"]
+__all__ = [
+    "AmorsizeError",
+    "AmorsizeWarning",
+    "BrokenProcessPool",
+    "ClusterLostError",
+    "UnpicklableResultError",
+]
 
 
 class AmorsizeError(Exception):
@@ -22,3 +28,8 @@ class UnpicklableResultError(AmorsizeError):
 
     The message names the original type and text, so the cause is not lost with the object.
     """
+
+
+class ClusterLostError(AmorsizeError):
+    """The Dask cluster can no longer run or return a task: its scheduler is gone, or the
+    client was closed. Raised where the lost task's results were due, never a hang."""

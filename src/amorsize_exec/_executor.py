@@ -8,11 +8,13 @@ decided elsewhere::
       ├─ isolated ──────────────── IsolatedMap: every item in the pool, first ones timed there
       ├─ lane="serial" / nested ── SerialLane.over: every item here
       ├─ lane="thread" ─────────── ThreadLane: every item on threads
+      ├─ lane="cluster" ────────── IsolatedMap on the ClusterLane: every item on Dask
       └─ auto ──────────────────── MapCall: sample here, plan, run in a lane, re-plan
          (with a timeout, what may run here runs on a DeadlineStream thread)
 
     submit(fn, ...)                SubmitRouter: a callable's first call timed in a worker;
                                    cheap callables here (InProcessThreads), costly in the pool
+                                   (or on the cluster, if it has more threads)
 
 Everything the calls share (settings, probe, sampler, lanes, the decision log, memory across
 calls) is one ``Runtime``; see ARCHITECTURE.md for the whole flow.
@@ -35,6 +37,7 @@ from ._deadline import DeadlineStream
 from ._decision import Decision, DecisionRecord
 from ._isolated import IsolatedMap
 from ._lanes import MapOptions, MapRequest
+from ._lanes._cluster import connect
 from ._machine import MachineProbe, default_probe
 from ._map_call import MapCall
 from ._progress import Progress, check_progress, with_progress
@@ -60,8 +63,9 @@ class AutoExecutor(Executor):
         max_tasks_per_child: restart workers after this many tasks (Python >= 3.11; the pool is
             then a private stdlib ``ProcessPoolExecutor``).
         lane: ``"auto"`` (measure and decide), or forced: ``"serial"`` (in this process),
-            ``"thread"`` (threads of this process, for work that waits) or ``"process"`` (the
-            pool; the model still sizes chunks, from the first items timed in workers).
+            ``"thread"`` (threads of this process, for work that waits), ``"process"`` (the
+            pool; the model still sizes chunks, from the first items timed in workers) or
+            ``"cluster"`` (the Dask cluster of ``client``, sized the same way).
         isolate: never run ``fn`` in this process: ``map`` times its first items in the
             workers and the model picks worker count and chunk size from them; every
             ``submit`` runs in a worker. Implied by ``initializer`` (``fn`` must not run where
@@ -71,6 +75,10 @@ class AutoExecutor(Executor):
         settings: tunables; default ``Settings.from_env()``.
         probe: machine probe; default the process-wide ``SystemProbe``.
         pools: owner of the shared warm pools; default the process-wide one.
+        client: a ``distributed.Client``, or a Dask scheduler's address (the ``dask`` extra):
+            the cluster becomes one more lane, taken when the model predicts it beats the
+            local ones. A client given is never closed here; one made from an address is
+            closed at ``shutdown``.
     """
 
     def __init__(
@@ -87,11 +95,13 @@ class AutoExecutor(Executor):
         settings: Settings | None = None,
         probe: MachineProbe | None = None,
         pools: WorkerPools | None = None,
+        client: Any = None,
     ) -> None:
         _check_constructor_args(
             max_workers, mp_context, initializer, max_tasks_per_child, lane, isolate=isolate
         )
-        self._max_workers = max_workers
+        _check_client_args(client, lane, initializer)
+        self._max_workers_asked = max_workers
         settings = settings or Settings.from_env()
         probe = probe or default_probe()
         private = None
@@ -103,6 +113,9 @@ class AutoExecutor(Executor):
                 initargs=initargs,
                 max_tasks_per_child=max_tasks_per_child,
             )
+        owns_client = False
+        if client is not None:
+            client, owns_client = connect(client)
         self._runtime = Runtime(
             settings,
             probe,
@@ -110,17 +123,28 @@ class AutoExecutor(Executor):
             max_workers=max_workers,
             strict=strict,
             # fn never runs here: the workers' setup (initializer) is not this process's.
-            isolated=bool(isolate) or initializer is not None or lane == "process",
+            isolated=bool(isolate) or initializer is not None or lane in ("process", "cluster"),
             nested=in_worker_process() or multiprocessing.current_process().daemon,
             start_method=mp_context.get_start_method() if mp_context else "loky",
             pools=pools,
             private=private,
+            client=client,
+            owns_client=owns_client,
         )
         self._lock = threading.Lock()
         self._shutdown = False
         self._router = SubmitRouter(self._runtime)
 
     # --- public API -----------------------------------------------------------------------
+
+    @property
+    def _max_workers(self) -> int | None:
+        """The ``max_workers`` asked for; with a cluster and none asked, the cluster's threads
+        (``dask.compute(scheduler=executor)`` sizes its window from this)."""
+        cluster = self._runtime.cluster
+        if self._max_workers_asked is None and cluster is not None:
+            return cluster.costs().threads
+        return self._max_workers_asked
 
     @property
     def last_decision(self) -> DecisionRecord | None:
@@ -175,7 +199,7 @@ class AutoExecutor(Executor):
             self._record_forced(fn, Decision.serial(why), request.total)
             return self._here(options, lambda o, _, __: rt.serial.over(fn, request.iterators))
         if rt.forced_lane == "thread":
-            threads = self._max_workers or rt.settings.thread_lane_max_threads
+            threads = self._max_workers_asked or rt.settings.thread_lane_max_threads
             decision = Decision(
                 "thread", threads, options.chunksize or 1, 1.0, 0.0, "lane='thread' was asked"
             )
@@ -229,7 +253,8 @@ class AutoExecutor(Executor):
         being read as consumed). With ``cancel_futures``, a map running in the pool or on
         threads stops submitting: its positions not yet started raise ``CancelledError``; a
         map running in-process is not cancelled (it runs on the consumer's thread, as it is
-        consumed).
+        consumed). On a Dask cluster, every task not finished is cancelled, running ones too
+        (Dask can); a client made from an address is closed once the work is waited for.
         """
         rt = self._runtime
         with self._lock:
@@ -241,6 +266,8 @@ class AutoExecutor(Executor):
         if wait:
             rt.streams.wait(streams)
         rt.processes.shutdown(wait=wait)
+        if rt.cluster is not None and wait:  # else a client we made closes when collected
+            rt.cluster.shutdown()
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -295,6 +322,16 @@ def _check_constructor_args(
     if lane == "serial" and (isolate or initializer is not None):
         why = "isolate=True" if isolate else "an initializer (fn must not run where it did not)"
         raise ValueError(f"lane='serial' runs fn in this process, which {why} forbids")
+
+
+def _check_client_args(client: object, lane: object, initializer: object) -> None:
+    if lane == "cluster" and client is None:
+        raise ValueError("lane='cluster' needs a Dask cluster: pass client=")
+    if client is not None and initializer is not None:
+        raise ValueError(
+            "an initializer runs in local workers only, not on the Dask cluster of client=; "
+            "use the client's worker plugins (Client.register_plugin) instead"
+        )
 
 
 def _check_map_args(fn: object, timeout: object, chunksize: object, buffersize: object) -> None:

@@ -1,11 +1,13 @@
 """``IsolatedMap``: a map whose items may not run in this process, planned from the workers.
 
-With ``isolate=True``, an ``initializer`` or ``lane="process"``, ``fn`` never runs in this
-process, so the in-process ``Sampler`` cannot time it. The pool map then starts with chunks of
-one item, a window of them in flight (every worker busy at once), and each chunk comes back
-with the wall and CPU seconds it took in its worker (``_worker.run_chunk``). ``WorkerSample``
-watches them in input order (``ChunkedMap``'s observer) until they are evidence enough, by the
-sampler's own rule, then asks ``IsolatedMap.plan`` for the chunk size and window of the rest.
+With ``isolate=True``, an ``initializer``, ``lane="process"`` or ``lane="cluster"``, ``fn``
+never runs in this process, so the in-process ``Sampler`` cannot time it. The pool map then
+starts with chunks of one item, a window of them in flight (every worker busy at once), and
+each chunk comes back with the wall and CPU seconds it took in its worker
+(``_worker.run_chunk``). ``WorkerSample`` watches them in input order (``ChunkedMap``'s
+observer) until they are evidence enough, by the sampler's own rule, then asks
+``IsolatedMap.plan`` for the chunk size and window of the rest. With ``lane="cluster"`` the
+same happens on the Dask cluster, sized by the cluster's model.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ Plan = Callable[[SampleStats, int], "tuple[int, int] | None"]
 
 
 class IsolatedMap:
-    """Every item in the pool (``isolate``, an initializer, ``lane="process"``). The first
-    chunks go out one item each (all workers busy at once), timed in the workers; once they
-    are back, the model sizes the rest (``WorkerSample``)."""
+    """Every item in the pool (``isolate``, an initializer, ``lane="process"``), or on the
+    cluster (``lane="cluster"``). The first chunks go out one item each (all workers busy at
+    once), timed in the workers; once they are back, the model sizes the rest
+    (``WorkerSample``)."""
 
     def __init__(self, runtime: Runtime, request: MapRequest) -> None:
         self._rt = runtime
@@ -38,9 +41,10 @@ class IsolatedMap:
         self._fn = request.fn
         self._total = request.total
         self._options = request.options
-        self._forced = runtime.forced_lane == "process"
+        self._forced = runtime.forced_lane in ("process", "cluster")
+        self._cluster = runtime.cluster if runtime.forced_lane == "cluster" else None
         self._why = (
-            "lane='process' was asked"
+            f"lane={runtime.forced_lane!r} was asked"
             if self._forced
             else "isolated: fn never runs in this process"
         )
@@ -48,9 +52,10 @@ class IsolatedMap:
     def results(self) -> Iterator[Any]:
         rt, options = self._rt, self._options
         profile = rt.processes.profile()
+        cluster = self._cluster
         first = Decision(
-            "process",
-            rt.processes.worker_cap(profile),
+            "process" if cluster is None else "cluster",
+            rt.processes.worker_cap(profile) if cluster is None else cluster.costs().threads,
             options.chunksize or 1,
             1.0,
             0.0,
@@ -73,9 +78,8 @@ class IsolatedMap:
             self.plan,
             window=options.window(first, rt.settings),
         )
-        return rt.processes.run(
-            self._fn, self._request.args(), first, options, observer=sample.observe
-        )
+        lane = rt.processes if cluster is None else cluster
+        return lane.run(self._fn, self._request.args(), first, options, observer=sample.observe)
 
     def plan(self, stats: SampleStats, done: int) -> tuple[int, int] | None:
         """Chunk size and window for the rest, from ``done`` items timed in the workers; the
@@ -90,6 +94,7 @@ class IsolatedMap:
             done if remaining is None else remaining,
             self._options.chunksize,
             length_known=remaining is not None,
+            on_cluster=self._cluster is not None,
         )
         decision = replace(decision, reason=f"{self._why}; {decision.reason}")
         rt.record(

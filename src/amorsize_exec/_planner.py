@@ -7,13 +7,15 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import _cost_model
+from . import _cost_cluster, _cost_model
 
 if TYPE_CHECKING:
     from ._config import Settings
     from ._decision import Decision
+    from ._lanes._cluster import ClusterLane
     from ._lanes._process import ProcessLane
     from ._machine import MachineProfile
     from ._sampler import Sample, Sampler
@@ -23,9 +25,16 @@ if TYPE_CHECKING:
 class Planner:
     """Decides for one executor's maps; remembers across them."""
 
-    def __init__(self, settings: Settings, processes: ProcessLane, sampler: Sampler) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processes: ProcessLane,
+        sampler: Sampler,
+        cluster: ClusterLane | None = None,
+    ) -> None:
         self._settings = settings
         self._processes = processes
+        self._cluster = cluster
         self._sampler = sampler
         self._lock = threading.Lock()
         #: What a warm pool would have saved this executor's serial runs since the last start.
@@ -81,13 +90,58 @@ class Planner:
         ):
             profile = processes.profile(calibrated=True)
             decision = again()
+        if self._cluster is not None:
+            decision, stats = self._or_cluster(
+                decision, stats, n, chunksize, sample, length_known=length_known
+            )
         return decision, profile, stats
 
+    def _or_cluster(
+        self,
+        local: Decision,
+        stats: SampleStats,
+        n: int,
+        chunksize: int | None,
+        sample: Sample,
+        *,
+        length_known: bool,
+    ) -> tuple[Decision, SampleStats]:
+        """The cluster's decision if it beats ``local``; its costs (and pickling) are measured
+        only if it could win at the optimistic priors (``cluster_could_win``)."""
+        cluster, s = self._cluster, self._settings
+        assert cluster is not None
+        if not _cost_cluster.cluster_could_win(stats, cluster.floor(), s, n, local):
+            return local, stats
+        if not stats.pickling_measured:
+            stats = self._sampler.measure_pickling(sample, stats)
+            if not stats.picklable:
+                why = f"; not the cluster: {stats.unpicklable_reason}"
+                return replace(local, reason=local.reason + why), stats
+            if not _cost_cluster.cluster_could_win(stats, cluster.floor(), s, n, local):
+                return local, stats
+        remote = _cost_cluster.decide_cluster(
+            stats, cluster.costs(), s, n, local, chunksize=chunksize, length_known=length_known
+        )
+        return (local, stats) if remote is None else (remote, stats)
+
     def decide_isolated(
-        self, stats: SampleStats, n: int, chunksize: int | None, *, length_known: bool
+        self,
+        stats: SampleStats,
+        n: int,
+        chunksize: int | None,
+        *,
+        length_known: bool,
+        on_cluster: bool = False,
     ) -> tuple[Decision, MachineProfile]:
-        """The fastest pool for ``n`` items that may not run here (their start is sunk)."""
+        """The fastest pool for ``n`` items that may not run here (their start is sunk), or
+        chunks for the cluster (``on_cluster``: ``lane="cluster"``)."""
         profile = self._processes.profile()
+        if on_cluster and self._cluster is not None:
+            costs = self._cluster.costs()
+            forced = _cost_cluster.decide_forced(
+                stats, costs, self._settings, n, chunksize=chunksize, length_known=length_known
+            )
+            return forced, profile
         decision = self._model(
             stats,
             profile,

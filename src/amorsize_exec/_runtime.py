@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._decision import DecisionRecord, callable_name
 from ._lanes import LiveStreams
+from ._lanes._cluster import ClusterLane
 from ._lanes._process import ProcessLane
 from ._lanes._serial import SerialLane
 from ._lanes._threads import ThreadLane
@@ -48,6 +49,8 @@ class Runtime:
         start_method: str,
         pools: WorkerPools | None,
         private: PrivatePool | None,
+        client: Any = None,
+        owns_client: bool = False,
     ) -> None:
         self.settings = settings
         self.probe = probe
@@ -68,7 +71,13 @@ class Runtime:
             pools=pools,
             private=private,
         )
-        self.planner = Planner(settings, self.processes, self.sampler)
+        #: The Dask cluster's lane (``client=``), else ``None``.
+        self.cluster = (
+            None
+            if client is None
+            else ClusterLane(settings, self.streams, client, owned=owns_client)
+        )
+        self.planner = Planner(settings, self.processes, self.sampler, self.cluster)
         self.last_decision: DecisionRecord | None = None
         self.closed = False  # set by the executor's shutdown: no pool is bought after it
 
@@ -78,6 +87,8 @@ class Runtime:
             return self.processes
         if name == "thread":
             return self.threads
+        if name == "cluster" and self.cluster is not None:
+            return self.cluster
         return self.serial
 
     @property
@@ -88,8 +99,8 @@ class Runtime:
 
     @property
     def isolated(self) -> bool:
-        """True if ``fn`` never runs in this process (``isolate``, an initializer, or
-        ``lane="process"``), unless nested in a worker."""
+        """True if ``fn`` never runs in this process (``isolate``, an initializer,
+        ``lane="process"`` or ``lane="cluster"``), unless nested in a worker."""
         return self._isolated and not self.nested
 
     # --- what SubmitRouter asks -------------------------------------------------------------

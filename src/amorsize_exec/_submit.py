@@ -11,8 +11,11 @@
   ones run in-process (``InProcessThreads``: one thread serves a burst of them, and a call stuck
   for ``Settings.submit_stall_s`` gets the calls behind it a new thread, so none waits behind
   one it does not depend on), costly ones in the worker pool.
-* **Isolated executors** (``isolate=True``, an ``initializer``, ``lane="process"``) send every
-  call to the pool; ``lane="serial"`` and nested executors run every call on the threads.
+* **With a Dask cluster** (``client=``), calls worth more than its round trip go to it if it
+  has more threads than the local pool (``_cost_cluster.submit_to_cluster``; its costs are
+  measured in the background on first need): one executor spans the cluster.
+* **Isolated executors** (``isolate``, an ``initializer``, ``lane="process"``) send every call
+  to the pool, ``lane="cluster"`` to the cluster; ``lane="serial"`` and nested: on the threads.
 
 Profiles are keyed by code object (lambdas made in a loop share one), builtins by name.
 
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from . import _cost_model
+from . import _cost_cluster, _cost_model
 from ._backends import PoolLease, wait_quietly
 from ._call_profiles import (
     Call,
@@ -76,6 +79,8 @@ class SubmitRouter:
         if owner.runs_in_process_only:
             return self._in_process(Future(), None, fn, args, kwargs)
         if owner.isolated:
+            if owner.forced_lane == "cluster":
+                return self._to_cluster(fn, args, kwargs)
             return self._to_pool(fn, args, kwargs)
         probe = False
         with self._lock:
@@ -115,6 +120,8 @@ class SubmitRouter:
             lane = self._choose_lane(profile, fn)
         if lane == "serial":
             return self._in_process(proxy or Future(), profile, fn, args, kwargs)
+        if lane == "cluster":
+            return self._to_cluster(fn, args, kwargs, proxy)
         return self._to_pool(fn, args, kwargs, proxy)
 
     def _in_process(
@@ -194,6 +201,9 @@ class SubmitRouter:
                 inprocess_spent_s=profile.inprocess_s,
             )
         )
+        costs = None if owner.cluster is None else owner.cluster.known_costs()
+        if costs and _cost_cluster.submit_to_cluster(task_s, costs, workers, owner.settings):
+            lane, workers = "cluster", costs.threads
         if lane != profile.lane:
             profile.lane = lane
             owner.record_submit_decision(callable_name(fn), submit_decision(lane, task_s, workers))
@@ -215,8 +225,24 @@ class SubmitRouter:
         proxy: Future[Any] | None = None,
     ) -> Future[Any]:
         """Submit to the pool; with a ``proxy`` someone already holds, link the two."""
+        return self._track(lambda: self._pool_lease().submit(fn, *args, **kwargs), proxy)
+
+    def _to_cluster(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        proxy: Future[Any] | None = None,
+    ) -> Future[Any]:
+        """Submit to the Dask cluster; with a ``proxy`` someone already holds, link the two."""
+        cluster = self._owner.cluster
+        assert cluster is not None
+        return self._track(lambda: cluster.submit(fn, args, kwargs), proxy)
+
+    def _track(self, send: Callable[[], Future[Any]], proxy: Future[Any] | None) -> Future[Any]:
+        """The Future ``send`` returns, kept for ``shutdown`` until done, linked to ``proxy``."""
         with self._lock:
-            future = self._pool_lease().submit(fn, *args, **kwargs)
+            future = send()
             self._pool_futures.add(future)
         future.add_done_callback(self._forget)
         if proxy is None:
