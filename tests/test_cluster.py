@@ -143,7 +143,7 @@ def test_cancel_futures_cancels_the_dask_tasks(client: distributed.Client) -> No
     with pytest.raises(concurrent.futures.CancelledError):
         rest.extend(results)
     assert first == 0
-    assert len(rest) < 39  # the window's unfinished tasks were cancelled, the rest never sent
+    assert len(rest) <= 4  # at most the window (2 threads x 2 chunks) finished; none sent after
     # Nothing of the map stays on the cluster.
     assert _wait_for(lambda: not any(client.processing().values()), 10)
 
@@ -333,7 +333,7 @@ def test_a_task_that_kills_every_worker_raises_within_seconds() -> None:
             started = time.monotonic()
             with pytest.raises(dd().KilledWorker):
                 list(ex.map(always_die, range(4), timeout=60))
-            assert time.monotonic() - started < 60
+            assert time.monotonic() - started < 30  # 4 workers die in turn: 2-7 s here
     finally:
         cluster.close()
 

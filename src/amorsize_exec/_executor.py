@@ -143,7 +143,7 @@ class AutoExecutor(Executor):
         (``dask.compute(scheduler=executor)`` sizes its window from this)."""
         cluster = self._runtime.cluster
         if self._max_workers_asked is None and cluster is not None:
-            return cluster.costs().threads
+            return cluster.threads()
         return self._max_workers_asked
 
     @property

@@ -25,6 +25,7 @@ could beat the local lanes even at the optimistic priors.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import pickle
@@ -159,6 +160,11 @@ class ClusterLane:
     def address(self) -> str:
         return str(self.client.scheduler.address)
 
+    def threads(self) -> int:
+        """Worker threads in the cluster (one round trip, unless its costs are known)."""
+        known = self._probe.known(self.client)
+        return known.threads if known else sum(self.client.nthreads().values())
+
     def costs(self) -> ClusterCosts:
         """The cluster's measured costs (measured now if this client's are not yet known)."""
         return self._probe.costs(self.client)
@@ -262,7 +268,7 @@ class DaskChunk:
             if self._cancelled:
                 raise
             raise _lost(self._future) from None
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # different classes before Python 3.11
             if self._future.done():  # not ours: the cluster's (a comm timeout)
                 raise _lost(self._future) from None
             raise concurrent.futures.TimeoutError() from None
