@@ -87,7 +87,7 @@ GROUPS: dict[str, str] = {
     "deadlock": "test_deadlock",
     "init": "test_init",
 }
-LANES = ("auto", "process", "serial", "stdlib")
+LANES = ("auto", "process", "serial", "stdlib", "cluster")
 #: Class-name prefix of each start method's mixin (forkserver before fork: a longer prefix).
 MIXIN_PREFIXES = {
     "forkserver": "ProcessPoolForkserver",
@@ -335,6 +335,23 @@ def _classify(
     return selected, not_counted, other
 
 
+def _start_cluster() -> Any:
+    """A 2 x 1-thread Dask ``LocalCluster`` and a client to it (``--lane cluster``)."""
+    import logging  # noqa: PLC0415
+
+    import distributed  # noqa: PLC0415  (the dask extra: only this lane needs it)
+
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    )
+    return distributed.Client(cluster, set_as_default=False)
+
+
 def _run_child(args: argparse.Namespace) -> int:
     out = Path(args.out)
     group_module = GROUPS[args.child]
@@ -354,8 +371,13 @@ def _run_child(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"{PACKAGE}.{group_module}")
 
     executor_type: Any = None
+    closers: list[Callable[[], object]] = []
     if args.lane != "stdlib":
         extra: dict[str, Any] = {"isolate": True} if args.isolate else {}
+        if args.lane == "cluster":  # a Dask LocalCluster for the group's tests, on loopback
+            extra["client"] = _start_cluster()
+            closers.append(extra["client"].cluster.close)
+            closers.append(extra["client"].close)
         executor_type = functools.partial(amorsize_exec.AutoExecutor, lane=args.lane, **extra)
         events.write(event="info", amorsize_exec=amorsize_exec.__file__)
     else:
@@ -385,6 +407,17 @@ def _run_child(args: argparse.Namespace) -> int:
         verbosity=2,
         resultclass=_make_result_class(events, arm, args.per_test_timeout),
     )
+    if closers:  # before the module's own cleanups, which stop multiprocessing's resource
+        # tracker and wait for it (forever, while the cluster's workers hold semaphores)
+        set_up = getattr(module, "setUpModule", None)
+
+        def set_up_then_close_last() -> None:
+            if set_up is not None:
+                set_up()
+            for close in closers:
+                unittest.addModuleCleanup(close)
+
+        module.setUpModule = set_up_then_close_last  # type: ignore[attr-defined]
     runner.run(suite)  # module fixtures and cleanups included
     # Armed until the process ends: a hang in interpreter exit (threading's atexit hooks,
     # non-daemon threads) dumps every thread's stack to the watchdog file and exits.

@@ -133,6 +133,10 @@ class Settings:
     #: A task on the cluster holds at least this many times its measured per-task cost of work
     #: (loopback cluster: 2-3 ms a task, so chunks of ~50 ms or more: ~5% dispatch).
     cluster_chunk_cost_ratio: float = 20.0
+    #: The cluster is taken only if predicted this many times faster than the best local lane:
+    #: its figures are less sure (a scheduler and a network shared with others), and a local
+    #: pool of the same size ties it in the model (2 x 1-thread LocalCluster, 2 cores).
+    cluster_min_gain: float = 1.1
     #: Optimistic round trip through a scheduler, used only to skip measuring a cluster that
     #: could not win even so (measured: 9-18 ms on a loopback ``LocalCluster``, 2 cores).
     prior_cluster_roundtrip_s: float = 0.002
@@ -171,6 +175,8 @@ class Settings:
                 raise ValueError(f"Settings.{field.name} must be a number >= 0, got {value!r}")
         if self.min_speedup < 1.0:
             raise ValueError("Settings.min_speedup must be >= 1.0")
+        if self.cluster_min_gain < 1.0:
+            raise ValueError("Settings.cluster_min_gain must be >= 1.0")
         if self.waiting_cpu_fraction > 1.0:
             raise ValueError("Settings.waiting_cpu_fraction must be <= 1.0")
         if self.parent_share_during_start > 1.0:
