@@ -65,7 +65,42 @@ import amorsize_exec
 #: lane -> {test id: why AutoExecutor differs there}. Listed failures, errors and hangs do not
 #: fail the run (they are still printed). A test id is ``module.Class.method`` as printed; a
 #: hang at interpreter exit is ``<module>:exit`` (e.g. ``test_wait:exit``).
+_DEADLOCK = "test_deadlock.ProcessPoolForkExecutorDeadlockTest."
+_KILLED = (
+    "a worker that dies is Dask's to handle: the task is rerun on other workers and fails"
+    " with distributed.KilledWorker after 4 deaths (allowed-failures), not BrokenProcessPool"
+)
+_NO_ANSWER = (
+    "no answer within 120 s (use a timeout): the worker dies while a finished task's result is"
+    " sent, which Dask answers by recomputing it, and the worker dies again"
+)
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
+    "cluster": {
+        _DEADLOCK + "test_crash_at_task_unpickle": (
+            "Dask's scheduler unpickles the task graph: the crash kills the scheduler, here the"
+            " LocalCluster's, which runs in the test's interpreter"
+        ),
+        _DEADLOCK + "test_exit_at_task_unpickle": (
+            "SystemExit while Dask's scheduler unpickles the task graph: the task never ends"
+            " (use a timeout)"
+        ),
+        _DEADLOCK + "test_error_at_task_unpickle": (
+            "Dask's scheduler raises RuntimeError('Error during deserialization of the task"
+            " graph'), not BrokenProcessPool"
+        ),
+        _DEADLOCK + "test_crash_big_data": _KILLED,
+        _DEADLOCK + "test_crash_during_func_exec_on_worker": _KILLED,
+        _DEADLOCK + "test_exit_during_func_exec_on_worker": _KILLED,
+        _DEADLOCK + "test_crash_during_result_pickle_on_worker": _NO_ANSWER,
+        _DEADLOCK + "test_exit_during_result_pickle_on_worker": _NO_ANSWER,
+        _DEADLOCK + "test_error_during_result_unpickle_in_result_handler": (
+            "the client cannot unpickle the result: its Future raises the UnpicklingError (the"
+            " stdlib's pool breaks, BrokenProcessPool)"
+        ),
+        "test_init.ProcessPoolForkInitializerTest.test_initializer": (
+            "an initializer is refused with client= (ValueError): Dask's workers would not run it"
+        ),
+    },
     "auto": {
         "test_deadlock.ProcessPoolForkExecutorDeadlockTest.test_crash_big_data": (
             "map's sample runs the first items in-process (README, 'What runs in this process'):"

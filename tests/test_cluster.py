@@ -266,6 +266,26 @@ def test_unpicklable_work_on_the_forced_lane_raises_as_the_local_pool_does(
             ex.submit(double, threading.Lock()).result(timeout=30)
 
 
+class RefusesPickling:
+    def __reduce__(self) -> Any:
+        raise pickle.PicklingError("Error in pickle")
+
+
+def unpicklable_result(_: object) -> RefusesPickling:
+    return RefusesPickling()
+
+
+def test_a_result_that_cannot_be_pickled_raises_a_pickling_error(
+    client: distributed.Client,
+) -> None:
+    """As the stdlib's pool (CPython's test_error_during_result_pickle_on_worker)."""
+    with AutoExecutor(lane="cluster", client=client) as ex:
+        with pytest.raises(pickle.PicklingError, match="Could not pickle the result"):
+            ex.submit(unpicklable_result, 0).result(timeout=30)
+        with pytest.raises(pickle.PicklingError, match="Could not pickle the result"):
+            list(ex.map(unpicklable_result, range(2)))
+
+
 # --- submit and dask.compute ---------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         UnpicklableResultError,
     )
     from ._executor import AutoExecutor
-    from ._lanes._cluster import ClusterProbe, default_cluster_probe
+    from ._lanes._cluster_probe import ClusterProbe, default_cluster_probe
     from ._machine import (
         MachineProbe,
         MachineProfile,
@@ -47,7 +47,7 @@ _SUBMODULE_OF = {
     "BrokenProcessPool": "._errors",
     "ClusterCosts": "._cost_cluster",
     "ClusterLostError": "._errors",
-    "ClusterProbe": "._lanes._cluster",
+    "ClusterProbe": "._lanes._cluster_probe",
     "Decision": "._decision",
     "DecisionRecord": "._decision",
     "MachineProbe": "._machine",
@@ -60,7 +60,7 @@ _SUBMODULE_OF = {
     "__version__": "._version",
     "choose_chunksize": "._cost_model",
     "decide": "._cost_model",
-    "default_cluster_probe": "._lanes._cluster",
+    "default_cluster_probe": "._lanes._cluster_probe",
     "default_pools": "._backends",
     "default_probe": "._machine",
     "predict_parallel_s": "._cost_model",

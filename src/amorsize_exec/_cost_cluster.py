@@ -108,7 +108,10 @@ def cluster_could_win(
     small job stays local without a round trip to the scheduler)."""
     if not stats.picklable or n <= 0:
         return False
-    best_case = predict_cluster_s(stats, _unbounded(floor, n), n, 1)
+    # A lower bound of predict_cluster_s over every chunk size and thread count: no dispatch,
+    # no tail, one item's work; only the latency and the client's pickling and sending remain.
+    per_item_s = stats.serialize_s + (stats.arg_bytes + stats.result_bytes) * floor.s_per_byte
+    best_case = floor.roundtrip_s + n * per_item_s + stats.compute_s
     serial_s = n * stats.compute_s
     local_s = _local_s(local, serial_s)
     return (
@@ -187,10 +190,6 @@ def submit_to_cluster(
 
 def _local_s(local: Decision, serial_s: float) -> float:
     return serial_s / local.predicted_speedup if local.predicted_speedup > 0 else serial_s
-
-
-def _unbounded(costs: ClusterCosts, n: int) -> ClusterCosts:
-    return ClusterCosts(costs.address, max(1, n), costs.roundtrip_s, 0.0, costs.s_per_byte, False)
 
 
 def _budget(stats: SampleStats, costs: ClusterCosts, n: int, chunksize: int) -> str:

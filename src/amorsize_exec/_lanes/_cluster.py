@@ -19,8 +19,8 @@ side effects of that chunk's items may repeat), and a task that killed
 ``KilledWorker``, raised at its position.
 
 The cluster's costs (``ClusterCosts``: threads, round trip, per-task cost, bandwidth) are
-measured once per client by ``ClusterProbe``, only when a job is big enough that the cluster
-could beat the local lanes even at the optimistic priors.
+measured once per client by ``ClusterProbe`` (``_cluster_probe``), only when a job is big
+enough that the cluster could beat the local lanes even at the optimistic priors.
 """
 
 from __future__ import annotations
@@ -29,20 +29,18 @@ import asyncio
 import concurrent.futures
 import contextlib
 import pickle
-import statistics
 import threading
-import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .._backends import ChunkedMap
-from .._backends._worker import byte_length, call, noop, run_chunk
+from .._backends._worker import call, run_chunk
 from .._cost_cluster import ClusterCosts
 from .._errors import ClusterLostError
+from ._cluster_probe import ClusterProbe, default_cluster_probe
 
 if TYPE_CHECKING:
     from .._backends import ChunkObserver
@@ -50,9 +48,6 @@ if TYPE_CHECKING:
     from .._decision import Decision
     from . import LiveStreams, MapOptions
 
-_PROBE_BYTES = 1 << 20
-_ROUND_TRIPS = 5
-_STREAM_TASKS = 16
 #: Time given to fetch a finished task's result once the deadline has passed.
 _FETCH_S = 0.01
 
@@ -72,77 +67,6 @@ def connect(client: Any) -> tuple[Any, bool]:
         return client, False
     raise TypeError(
         f"client must be a distributed.Client or a scheduler address, not {type(client).__name__}"
-    )
-
-
-class ClusterProbe:
-    """Measured costs of each Dask cluster, once per client (held weakly); ``reset()`` forgets
-    them. One default instance serves the process (``default_cluster_probe``)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._costs: weakref.WeakKeyDictionary[Any, ClusterCosts] = weakref.WeakKeyDictionary()
-
-    def known(self, client: Any) -> ClusterCosts | None:
-        """The client's costs if measured, without measuring."""
-        return self._costs.get(client)
-
-    def costs(self, client: Any) -> ClusterCosts:
-        """The client's costs, measured on first use (~0.1-0.2 s on a loopback cluster)."""
-        with self._lock:
-            known = self._costs.get(client)
-            if known is None:
-                known = self._costs[client] = measure(client)
-            return known
-
-    def reset(self) -> None:
-        with self._lock:
-            self._costs.clear()
-
-
-_default_probe = ClusterProbe()
-
-
-def default_cluster_probe() -> ClusterProbe:
-    """The process-wide ``ClusterProbe``."""
-    return _default_probe
-
-
-def measure(client: Any) -> ClusterCosts:
-    """Measure the cluster through the path the lane uses (``submit`` with ``pure=False``,
-    results received in order): medians of a few round trips, a stream of small tasks, and a
-    1 MB argument."""
-    threads = sum(client.nthreads().values())
-
-    def timed(fn: Callable[..., Any], *args: Any) -> float:
-        started = time.perf_counter()
-        client.submit(fn, *args, pure=False).result()
-        return time.perf_counter() - started
-
-    timed(noop)  # the first task ships the function and warms connections
-    roundtrip_s = statistics.median(timed(noop) for _ in range(_ROUND_TRIPS))
-    # A stream as the lane sends one: a window of two tasks per thread, the next submitted as
-    # each result is received (a burst of 16 at once measured ~2.3 ms a task, the lane paid
-    # ~5 ms on a loopback cluster whose scheduler shares the cores).
-    window = max(1, 2 * threads)
-    started = time.perf_counter()
-    stream: deque[Any] = deque()
-    for _ in range(_STREAM_TASKS):
-        if len(stream) >= window:
-            stream.popleft().result()
-        stream.append(client.submit(run_chunk, noop, [()], pure=False))
-    while stream:
-        stream.popleft().result()
-    stream_s = time.perf_counter() - started
-    task_s = max(0.0, (stream_s - roundtrip_s) / (_STREAM_TASKS - 1))
-    payload = bytes(_PROBE_BYTES)
-    moved_s = statistics.median(timed(byte_length, payload) for _ in range(3)) - roundtrip_s
-    return ClusterCosts(
-        address=str(client.scheduler.address),
-        threads=threads,
-        roundtrip_s=roundtrip_s,
-        task_s=task_s,
-        s_per_byte=max(0.0, moved_s) / _PROBE_BYTES,
     )
 
 
@@ -303,9 +227,10 @@ class DaskChunk:
                 raise _lost(self._future) from None
             raise concurrent.futures.TimeoutError() from None
         except Exception as exc:
-            if type(exc).__name__ in _LOST_ERRORS:
-                raise _lost(self._future) from exc
-            raise
+            error = _fetch_error(self._future, exc)
+            if error is exc:
+                raise
+            raise error from exc
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         try:
@@ -331,13 +256,21 @@ class DaskChunk:
 _LOST_ERRORS = frozenset({"ClosedClientError", "CommClosedError", "FutureCancelledError"})
 
 
-def _pickling_error(exc: TypeError) -> Exception:
-    """Dask's refusal to serialize a task, as the local pools word it."""
-    if "serialize" not in str(exc):
+def _pickling_error(exc: Exception, what: str = "the task to send it to the workers") -> Exception:
+    """Dask's refusal to serialize (a ``TypeError``), as the local pools word it."""
+    if not isinstance(exc, TypeError) or "serialize" not in str(exc):
         return exc
-    error = pickle.PicklingError("Could not pickle the task to send it to the workers.")
+    error = pickle.PicklingError(f"Could not pickle {what}.")
     error.__cause__ = exc
     return error
+
+
+def _fetch_error(future: Any, exc: Exception) -> Exception:
+    """What fetching a task's result raised, as the caller should see it: the cluster lost,
+    a result that could not be pickled (``PicklingError``, as the stdlib's), else itself."""
+    if type(exc).__name__ in _LOST_ERRORS:
+        return _lost(future)
+    return _pickling_error(exc, "the result to send it back from the worker")
 
 
 def _lost(future: Any) -> ClusterLostError:
@@ -384,7 +317,7 @@ class _TaskFuture(Future[Any]):
             else:
                 error = _lost(task)
         except BaseException as exc:  # the result could not be fetched (or unpickled)
-            error = _lost(task) if type(exc).__name__ in _LOST_ERRORS else exc
+            error = _fetch_error(task, exc) if isinstance(exc, Exception) else exc
         if not self.set_running_or_notify_cancel():
             return
         if error is not None:
