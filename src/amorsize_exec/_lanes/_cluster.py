@@ -118,15 +118,15 @@ class ClusterLane:
     def known_costs(self) -> ClusterCosts | None:
         """The costs if measured; else ``None``, and they are measured in the background (for
         ``submit``, which must not wait for round trips to the scheduler)."""
-        known = self._probe.known(self.client)
-        if known is None:
-            with self._lock:
-                if self._measuring is None:
-                    self._measuring = threading.Thread(
-                        target=self._measure_quietly, name="amorsize-cluster-probe", daemon=True
-                    )
-                    self._measuring.start()
-        return known
+        if self._probe.known(self.client) is not None:
+            return self.costs()
+        with self._lock:
+            if self._measuring is None:
+                self._measuring = threading.Thread(
+                    target=self._measure_quietly, name="amorsize-cluster-probe", daemon=True
+                )
+                self._measuring.start()
+        return None
 
     def _measure_quietly(self) -> None:
         try:
