@@ -72,7 +72,8 @@ _KILLED = (
 )
 _NO_ANSWER = (
     "no answer within 120 s (use a timeout): the worker dies while a finished task's result is"
-    " sent, which Dask answers by recomputing it, and the worker dies again"
+    " sent; Dask's client logs 'Couldn't gather 1 keys, rescheduling', the task is recomputed"
+    " and the worker dies again at each fetch"
 )
 KNOWN_DIFFERENCES: dict[str, dict[str, str]] = {
     "cluster": {
