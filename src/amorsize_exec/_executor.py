@@ -253,8 +253,9 @@ class AutoExecutor(Executor):
         being read as consumed). With ``cancel_futures``, a map running in the pool or on
         threads stops submitting: its positions not yet started raise ``CancelledError``; a
         map running in-process is not cancelled (it runs on the consumer's thread, as it is
-        consumed). On a Dask cluster, every task not finished is cancelled, running ones too
-        (Dask can); a client made from an address is closed once the work is waited for.
+        consumed). On a Dask cluster, tasks not yet running are cancelled (the client cannot
+        see which have started: the oldest unfinished ones, one per worker thread, count as
+        running); a client made from an address is closed once the work is waited for.
         """
         rt = self._runtime
         with self._lock:

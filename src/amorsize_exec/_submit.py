@@ -11,8 +11,8 @@
   ones run in-process (``InProcessThreads``: one thread serves a burst of them, and a call stuck
   for ``Settings.submit_stall_s`` gets the calls behind it a new thread, so none waits behind
   one it does not depend on), costly ones in the worker pool.
-* **With a Dask cluster** (``client=``), calls worth more than its round trip go to it if it
-  has more threads than the local pool (``_cost_cluster.submit_to_cluster``; its costs are
+* **With a Dask cluster** (``client=``), calls worth two of its round trips go to it if it has
+  more threads than the local pool (``_cost_cluster.submit_to_cluster``; its costs are
   measured in the background on first need): one executor spans the cluster.
 * **Isolated executors** (``isolate``, an ``initializer``, ``lane="process"``) send every call
   to the pool, ``lane="cluster"`` to the cluster; ``lane="serial"`` and nested: on the threads.
