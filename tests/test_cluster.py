@@ -28,7 +28,7 @@ import pytest
 
 import _children
 from _suite_map import EndlessInputSuite, MapSuite
-from _workloads import double, sleep_then_return, square_after_spin
+from _workloads import double, pid_after_spin, sleep_then_return, square_after_spin
 from amorsize_exec import AutoExecutor, ClusterLostError, Settings, default_cluster_probe
 from amorsize_exec.testing import FakeProbe, make_profile
 
@@ -299,15 +299,18 @@ def test_submit_on_the_forced_lane(client: distributed.Client) -> None:
 
 
 def test_submit_routes_costly_calls_to_a_larger_cluster(client: distributed.Client) -> None:
+    """0.2 s calls: worth two round trips (~10-20 ms) even on a loaded machine."""
     default_cluster_probe().costs(client)  # known: submit never waits for a measurement
+    cluster_pids = set(client.run(os.getpid).values())
     with AutoExecutor(client=client, probe=FakeProbe(make_profile(usable_cpus=1))) as ex:
-        futures = [ex.submit(square_after_spin, x, 0.05) for x in range(12)]
-        assert [f.result(timeout=60) for f in futures] == [x * x for x in range(12)]
-        lanes = {ex.last_decision.lane if ex.last_decision else None}
-        more = [ex.submit(square_after_spin, x, 0.05) for x in range(12)]
-        assert [f.result(timeout=60) for f in more] == [x * x for x in range(12)]
-        lanes.add(ex.last_decision.lane if ex.last_decision else None)
-    assert "cluster" in lanes
+        first = [ex.submit(pid_after_spin, x, 0.2) for x in range(4)]  # the probe, then a lane
+        assert [f.result(timeout=60)[0] for f in first] == list(range(4))
+        later = [ex.submit(pid_after_spin, x, 0.2) for x in range(6)]
+        ran_in = {f.result(timeout=60)[1] for f in later}
+        decision = ex.last_decision
+    assert ran_in <= cluster_pids, (ran_in, cluster_pids)
+    assert decision is not None
+    assert decision.lane == "cluster", decision.summary()
 
 
 def test_dask_compute_with_the_executor_as_scheduler(client: distributed.Client) -> None:
