@@ -26,6 +26,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_profile_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Remembered profiles go to a directory of the test's own (never the user's cache), so
+    that no test sees what another one ran; child interpreters inherit the variable."""
+    monkeypatch.setenv("AMORSIZE_EXEC_CACHE_DIR", str(tmp_path_factory.mktemp("profiles")))
+
+
+@pytest.fixture(autouse=True)
 def _no_leftover_processes() -> Iterator[None]:
     """After each test: stop the shared pools, forget the probe, and check no worker is left."""
     yield

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 Lane = Literal["auto", "serial", "thread", "process", "cluster"]
@@ -110,6 +111,11 @@ class Settings:
     #: start from ~0.24 s to ~15 ms (see ``prior_fork_start_s``).
     fork_single_threaded: int = 1
 
+    #: 1: remember costly functions' item times on disk (``_profile_store``), so that a later
+    #: run of the script starts its pool while the first item is sampled; 0: never read or
+    #: write the file.
+    remember_profiles: int = 1
+
     # --- adaptation of serial runs (design §4, rent-or-buy) ----------------------------------
     #: A serial run re-checks its decision each time its measured work has doubled, starting here.
     recheck_first_s: float = 0.02
@@ -202,6 +208,17 @@ class Settings:
                         f"{_ENV_PREFIX}{field.name.upper()}={raw!r} is not a valid {kind.__name__}"
                     ) from None
         return cls(**changes)  # type: ignore[arg-type]
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where remembered profiles live: ``AMORSIZE_EXEC_CACHE_DIR``, else the user's cache
+    directory (``$XDG_CACHE_HOME``, else ``~/.cache``) / ``amorsize_exec``."""
+    env = os.environ if environ is None else environ
+    chosen = env.get(_ENV_PREFIX + "CACHE_DIR")
+    if chosen:
+        return Path(chosen)
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "amorsize_exec"
 
 
 def in_worker_process(environ: Mapping[str, str] | None = None) -> bool:

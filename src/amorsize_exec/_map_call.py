@@ -107,7 +107,7 @@ class MapCall:
         sent_count = 0 if ahead is None else ahead.count
         total = self._total
         remaining = None if total is None else total - sample.ran - sent_count
-        return _Sampled(sample, sent, sent_count, remaining)
+        return _Sampled(sample, sent, sent_count, remaining, "" if ahead is None else ahead.note)
 
     def _plan(self, sampled: _Sampled, stats: SampleStats) -> _Plan | None:
         """The decision for the rest; a cold pool it wants starts now, in the background if a
@@ -141,8 +141,8 @@ class MapCall:
             count = sampled.sent_count
             decision = replace(
                 decision,
-                reason=f"{count} item{'s' if count > 1 else ''} sent ahead to the warm pool "
-                f"while the first was sampled; {decision.reason}",
+                reason=f"{count} item{'s' if count > 1 else ''} sent ahead to "
+                f"{sampled.sent_to} while the first was sampled; {decision.reason}",
             )
         warm_up_after = 0
         if decision.lane == "serial" and remaining is not None and not rt.closed:
@@ -155,6 +155,7 @@ class MapCall:
                     reason=decision.reason + "; a warm pool would have paid for its start over "
                     "this executor's calls: it starts after this run (rent-or-buy)",
                 )
+        rt.profiles.remember(self._fn, stats)
         rt.record(
             "map",
             self._fn,
@@ -320,26 +321,40 @@ class MapCall:
         come back one round trip (~1 ms) late."""
         rt = self._rt
         last_item_s = rt.planner.last_item_s(self._fn)
+        remembered = None if last_item_s is not None else rt.profiles.recall(self._fn)
+        if remembered is not None:
+            last_item_s = remembered.compute_s
         if last_item_s is None or last_item_s < rt.settings.send_ahead_above_s:
             return None
         if self._options.chunksize is not None:
             return None  # the caller chose how items travel
         profile = rt.probe.profile()
         workers = rt.processes.warm_workers(profile)
+        note = "the warm pool"
+        if not workers and remembered is not None and self._total and not rt.closed:
+            # Cold, but an earlier run measured fn: start the pool now if it would pay.
+            workers = rt.planner.remembered_pool(remembered, self._total)
+            note = (
+                f"a pool started at once (items took "
+                f"{_cost_model.format_seconds(remembered.compute_s)} "
+                "in an earlier run)"
+            )
         ahead = min(workers, profile.usable_cpus - 1)
         if ahead < 1:
             return None
         args = zip(*self._iterators, strict=False)
         first = next(args, None)
         if first is None:
-            return _Ahead([iter(()) for _ in self._iterators], None, 0)
+            return _Ahead([iter(()) for _ in self._iterators], None, 0, note)
         first_item = [iter((value,)) for value in first]
         items = list(itertools.islice(args, ahead))
         if not items:
-            return _Ahead(first_item, None, 0)
+            return _Ahead(first_item, None, 0, note)
+        if note != "the warm pool":  # answered by a no-op, not after a whole item: the plan
+            rt.processes.warm_up(workers)  # then finds the pool warm (no start to count)
         one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
         stream = rt.processes.run(self._fn, iter(items), one_each, self._options)
-        return _Ahead(first_item, stream, len(items))
+        return _Ahead(first_item, stream, len(items), note)
 
 
 @dataclass
@@ -347,9 +362,10 @@ class _Sampled:
     """What the sample phase leaves: the sample, results of items sent ahead, items left."""
 
     sample: Sample
-    sent: tuple[Iterator[Any], ...]  # results of items sent ahead to a warm pool, in order
+    sent: tuple[Iterator[Any], ...]  # results of items sent ahead to a pool, in order
     sent_count: int
     remaining: int | None  # items left after both (None: the input has no length)
+    sent_to: str  # where the items sent ahead went, in words
 
 
 @dataclass
@@ -363,11 +379,12 @@ class _Plan:
 
 @dataclass
 class _Ahead:
-    """Items sent to a warm pool while the first one is sampled here (``_send_ahead``)."""
+    """Items sent to a pool while the first one is sampled here (``_send_ahead``)."""
 
     first: list[Iterator[Any]]  # the first item, one iterator per input, for the sampler
     stream: Iterator[Any] | None  # results of the items sent ahead, in order
     count: int  # items sent ahead
+    note: str  # where to, in words: the warm pool, or one started from a remembered profile
 
 
 def _always() -> bool:

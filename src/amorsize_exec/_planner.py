@@ -197,6 +197,13 @@ class Planner:
         verdict = warm_verdict(self._sampler.measure_pickling(sample, stats))
         return verdict.workers if verdict.lane == "process" else 0
 
+    def remembered_pool(self, stats: SampleStats, n: int) -> int:
+        """Workers of a cold pool worth starting for ``n`` items that an earlier run measured
+        as ``stats`` (0: none would pay). Only starts work early: this run's sample decides."""
+        profile = self._processes.profile()
+        decision = self._model(stats, profile, n, chunksize=None)
+        return decision.workers if decision.lane == "process" else 0
+
     def remember(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
         """Keep the callable's item time for its next map (send-ahead)."""
         if stats is not None:

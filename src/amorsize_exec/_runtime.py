@@ -19,6 +19,7 @@ from ._lanes._process import ProcessLane
 from ._lanes._serial import SerialLane
 from ._lanes._threads import ThreadLane
 from ._planner import Planner
+from ._profile_store import ProfileStore
 from ._sampler import Sampler
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class Runtime:
             else ClusterLane(settings, self.streams, client, owned=owns_client)
         )
         self.planner = Planner(settings, self.processes, self.sampler, self.cluster)
+        #: Costly functions' figures from earlier runs, on disk (``_profile_store``).
+        self.profiles = ProfileStore.for_settings(settings)
         self.last_decision: DecisionRecord | None = None
         self.closed = False  # set by the executor's shutdown: no pool is bought after it
 

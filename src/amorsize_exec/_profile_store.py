@@ -1,0 +1,195 @@
+"""Remembered profiles: what a function's items cost in earlier runs, kept on disk.
+
+A cold script knows nothing of its function until its sample has run, and a costly function's
+sample (one 50 ms item) runs while no pool exists yet. With a profile remembered from an
+earlier run, ``MapCall`` starts the pool at once and sends it the next items while the first
+is sampled here (``MapCall._send_ahead``). The profile only starts work early: the decision is
+still taken on this run's own sample, so a stale entry costs at most a pool started for nothing.
+
+The file is plain JSON (never pickle: a cache file must not be able to run code), written
+atomically (a temporary file renamed over it), readable by the user alone (0600), in the
+user's cache directory (``_config.cache_dir``). A corrupt file, or one written on another
+machine or Python, is ignored with a DEBUG line. Entries are keyed by the function's module,
+qualified name and bytecode (an edited function is a new entry); only functions whose items
+are costly enough to send ahead are written. ``Settings.remember_profiles = 0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ._config import Settings, cache_dir
+from ._stats import SampleStats
+
+logger = logging.getLogger(__name__)
+
+_VERSION = 1
+#: Entries kept; the least recently saved go first.
+_MAX_ENTRIES = 256
+#: The figures remembered: what the cost model reads to decide whether a pool pays.
+_FIELDS = (
+    "compute_s",
+    "cpu_s",
+    "cv",
+    "max_s",
+    "arg_bytes",
+    "result_bytes",
+    "serialize_s",
+    "callable_serialize_s",
+)
+#: An entry is rewritten only when the item time moved by more than this fraction.
+_REWRITE_CHANGE = 0.25
+
+
+class ProfileStore:
+    """One JSON file of remembered profiles (``path=None``: remembers nothing)."""
+
+    def __init__(self, path: Path | None, *, costly_s: float) -> None:
+        self.path = path
+        self._costly_s = costly_s  # items under this are not worth remembering
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ProfileStore:
+        path = cache_dir() / "profiles.json" if settings.remember_profiles else None
+        return cls(path, costly_s=settings.send_ahead_above_s)
+
+    def recall(self, fn: Callable[..., Any]) -> SampleStats | None:
+        """``fn``'s items as an earlier run measured them (``None``: not remembered)."""
+        key = function_key(fn) if self.path is not None else None
+        if key is None:
+            return None
+        with self._lock:
+            entry = self._loaded().get(key)
+        if entry is None:
+            return None
+        try:
+            figures = {name: float(entry[name]) for name in _FIELDS}
+        except (KeyError, TypeError, ValueError):
+            return None
+        if any(not value >= 0 for value in figures.values()):  # negative or NaN
+            return None
+        return SampleStats(
+            items=1,
+            compute_s=figures["compute_s"],
+            cpu_s=figures["cpu_s"],
+            cv=figures["cv"],
+            max_s=figures["max_s"],
+            arg_bytes=figures["arg_bytes"],
+            result_bytes=figures["result_bytes"],
+            serialize_s=figures["serialize_s"],
+            callable_serialize_s=figures["callable_serialize_s"],
+            pickling_measured=True,
+        )
+
+    def remember(self, fn: Callable[..., Any], stats: SampleStats) -> None:
+        """Keep ``fn``'s figures if its items are costly (or were), and they moved."""
+        if self.path is None or not stats.picklable or not stats.pickling_measured:
+            return
+        key = function_key(fn)
+        if key is None:
+            return
+        with self._lock:
+            entries = self._loaded()
+            old = entries.get(key)
+            if old is None and stats.compute_s < self._costly_s:
+                return
+            if old is not None and _close(float(old.get("compute_s", -1.0)), stats.compute_s):
+                return
+            entries[key] = {name: getattr(stats, name) for name in _FIELDS}
+            entries[key]["name"] = getattr(fn, "__qualname__", "?")
+            entries[key]["saved"] = time.time()
+            self._write(entries)
+
+    def _loaded(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = self._read()
+        return self._entries
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        assert self.path is not None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            logger.debug("remembered profiles %s ignored: %r", self.path, exc)
+            return {}
+        if not isinstance(data, dict) or data.get("version") != _VERSION:
+            logger.debug("remembered profiles %s ignored: not version %d", self.path, _VERSION)
+            return {}
+        if data.get("machine") != machine_key():
+            logger.debug("remembered profiles %s ignored: another machine or Python", self.path)
+            return {}
+        entries = data.get("entries")
+        if not isinstance(entries, dict):
+            return {}
+        return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, dict)}
+
+    def _write(self, entries: dict[str, dict[str, Any]]) -> None:
+        assert self.path is not None
+        if len(entries) > _MAX_ENTRIES:
+            newest = sorted(entries, key=lambda k: entries[k].get("saved", 0.0), reverse=True)
+            for key in newest[_MAX_ENTRIES:]:
+                del entries[key]
+        data = {"version": _VERSION, "machine": machine_key(), "entries": entries}
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(
+                dir=self.path.parent, prefix=".profiles-", suffix=".json"
+            )
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as file:  # mkstemp: mode 0600
+                    json.dump(data, file)
+                os.replace(temporary, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+        except OSError as exc:  # a read-only home: the run goes on, unremembered
+            logger.debug("remembered profiles not written to %s: %r", self.path, exc)
+
+
+def function_key(fn: Callable[..., Any]) -> str | None:
+    """A stable key for a Python function: module, qualified name and bytecode (``None`` for
+    builtins and other callables without code, which are not remembered)."""
+    code = getattr(fn, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return None
+    digest = hashlib.sha256()
+    digest.update(f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', '')}".encode())
+    _hash_code(digest, code)
+    return digest.hexdigest()[:32]
+
+
+def _hash_code(digest: Any, code: types.CodeType) -> None:
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):  # its repr holds an address: hash it instead
+            _hash_code(digest, const)
+        else:
+            digest.update(repr(const).encode())
+
+
+def machine_key() -> str:
+    """Profiles hold on the machine and Python that measured them."""
+    return f"{platform.node()}|{os.cpu_count()}|{sys.implementation.cache_tag}"
+
+
+def _close(old_s: float, new_s: float) -> bool:
+    return old_s > 0 and abs(new_s - old_s) <= _REWRITE_CHANGE * old_s

@@ -1,0 +1,173 @@
+"""Remembered profiles (``_profile_store``): the file, and what a cold map does with it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import amorsize_exec
+from _workloads import square_after_spin
+from amorsize_exec import AutoExecutor, Settings
+from amorsize_exec._config import cache_dir
+from amorsize_exec._profile_store import ProfileStore, function_key
+from amorsize_exec._stats import SampleStats
+from amorsize_exec.testing import FakeProbe
+
+
+def costly(seconds: float = 0.05) -> SampleStats:
+    return SampleStats(
+        items=3,
+        compute_s=seconds,
+        cpu_s=seconds,
+        cv=0.1,
+        max_s=seconds,
+        arg_bytes=20.0,
+        result_bytes=20.0,
+        serialize_s=1e-5,
+        callable_serialize_s=1e-4,
+        pickling_measured=True,
+    )
+
+
+def store(path: Path) -> ProfileStore:
+    return ProfileStore(path / "profiles.json", costly_s=0.01)
+
+
+def make_adder(n: int) -> Callable[[int], int]:
+    def add(x: int) -> int:
+        return x + n
+
+    return add
+
+
+def test_a_costly_function_is_remembered_as_plain_json_for_the_user_alone(tmp_path: Path) -> None:
+    store(tmp_path).remember(square_after_spin, costly(0.05))
+    path = tmp_path / "profiles.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())  # JSON, never pickle: a cache file cannot run code
+    (entry,) = data["entries"].values()
+    assert entry["name"] == "square_after_spin"
+    recalled = store(tmp_path).recall(square_after_spin)  # a new process reads the file
+    assert recalled is not None
+    assert recalled.compute_s == pytest.approx(0.05)
+    assert recalled.serialize_s == pytest.approx(1e-5)
+    assert recalled.pickling_measured
+
+
+def test_cheap_functions_and_unmeasured_pickling_are_not_written(tmp_path: Path) -> None:
+    profiles = store(tmp_path)
+    profiles.remember(square_after_spin, costly(0.001))  # under send_ahead_above_s
+    profiles.remember(square_after_spin, SampleStats(3, 0.05, 0.05, 0.0, 0.05))
+    assert not (tmp_path / "profiles.json").exists()
+    assert profiles.recall(square_after_spin) is None
+
+
+def test_an_entry_is_rewritten_only_when_the_item_time_moved(tmp_path: Path) -> None:
+    profiles = store(tmp_path)
+    profiles.remember(square_after_spin, costly(0.05))
+    path = tmp_path / "profiles.json"
+    written = path.stat().st_mtime_ns
+    profiles.remember(square_after_spin, costly(0.055))  # within 25%: no write
+    assert path.stat().st_mtime_ns == written
+    profiles.remember(square_after_spin, costly(0.002))  # now cheap: kept up to date
+    recalled = store(tmp_path).recall(square_after_spin)
+    assert recalled is not None
+    assert recalled.compute_s == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json at all {",
+        json.dumps({"version": 99, "entries": {}}),
+        json.dumps({"version": 1, "machine": "another|64|cpython-399", "entries": {}}),
+        json.dumps([1, 2, 3]),
+    ],
+)
+def test_a_corrupt_or_foreign_file_is_ignored_with_a_debug_line(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "profiles.json"
+    path.write_text(content)
+    with caplog.at_level(logging.DEBUG, logger="amorsize_exec._profile_store"):
+        assert store(tmp_path).recall(square_after_spin) is None
+    assert "ignored" in caplog.text or content == json.dumps([1, 2, 3])
+    store(tmp_path).remember(square_after_spin, costly())  # and replaced by a good one
+    assert store(tmp_path).recall(square_after_spin) is not None
+
+
+def test_a_bad_entry_is_not_trusted(tmp_path: Path) -> None:
+    profiles = store(tmp_path)
+    profiles.remember(square_after_spin, costly())
+    path = tmp_path / "profiles.json"
+    data = json.loads(path.read_text())
+    for entry in data["entries"].values():
+        entry["compute_s"] = -1.0
+    path.write_text(json.dumps(data))
+    assert store(tmp_path).recall(square_after_spin) is None
+
+
+def test_settings_turn_it_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AMORSIZE_EXEC_CACHE_DIR", str(tmp_path))
+    off = ProfileStore.for_settings(Settings(remember_profiles=0))
+    off.remember(square_after_spin, costly())
+    assert off.recall(square_after_spin) is None
+    assert not any(tmp_path.iterdir())
+    on = ProfileStore.for_settings(Settings())
+    assert on.path == tmp_path / "profiles.json"
+
+
+def test_the_cache_directory_is_the_users() -> None:
+    assert cache_dir({"AMORSIZE_EXEC_CACHE_DIR": "/x"}) == Path("/x")
+    assert cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/amorsize_exec")
+    assert cache_dir({}).parts[-2:] == (".cache", "amorsize_exec")
+
+
+def test_keys_follow_the_code() -> None:
+    assert function_key(square_after_spin) == function_key(square_after_spin)
+    assert function_key(make_adder(1)) == function_key(make_adder(2))  # same code
+    assert function_key(square_after_spin) != function_key(make_adder(1))
+    assert function_key(len) is None  # builtins have no bytecode: not remembered
+
+
+# --- what a cold map does with a remembered profile -----------------------------------------
+
+
+def run_cold(probe: FakeProbe, *args: Any) -> tuple[list[int], str, str]:
+    amorsize_exec.reset_default_pools()  # a cold start, as a new run of the script has
+    with AutoExecutor(probe=probe) as ex:
+        results = list(ex.map(square_after_spin, *args))
+        record = ex.last_decision
+    assert record is not None
+    return results, record.decision.reason, record.lane
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_a_remembered_costly_function_starts_its_pool_at_once(
+    cheap_pool_probe: FakeProbe,
+) -> None:
+    items = range(12)
+    first, why_first, _ = run_cold(cheap_pool_probe, items, [0.02] * 12)
+    assert "started at once" not in why_first
+    again, why_again, lane = run_cold(cheap_pool_probe, items, [0.02] * 12)
+    assert first == again == [x * x for x in items]
+    assert "sent ahead to a pool started at once (items took 20" in why_again, why_again
+    assert lane == "process"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_a_stale_profile_is_rechecked_by_the_sample(cheap_pool_probe: FakeProbe) -> None:
+    """Remembered as costly, cheap now: one item went to the pool early, the rest runs here."""
+    run_cold(cheap_pool_probe, range(12), [0.02] * 12)
+    results, why, lane = run_cold(cheap_pool_probe, range(3000), [0.0] * 3000)
+    assert results == [x * x for x in range(3000)]
+    assert "started at once" in why
+    assert lane == "serial", why
