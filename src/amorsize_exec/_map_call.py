@@ -318,7 +318,8 @@ class MapCall:
         pool). One per worker would run three processes on 2 cores: the three items end
         together at 1.5 item-times instead of two at one, the sampled time is 1.5x too long,
         and 8 items end at 4.5 item-times instead of 4. If items turned cheap, their results
-        come back one round trip (~1 ms) late."""
+        come back one round trip (~1 ms) late. A function remembered from an earlier run
+        (``_profile_store``) gets a cold pool started at once, if the model says one pays."""
         rt = self._rt
         last_item_s = rt.planner.last_item_s(self._fn)
         remembered = None if last_item_s is not None else rt.profiles.recall(self._fn)
@@ -330,10 +331,10 @@ class MapCall:
             return None  # the caller chose how items travel
         profile = rt.probe.profile()
         workers = rt.processes.warm_workers(profile)
-        note = "the warm pool"
+        note, cold = "the warm pool", False
         if not workers and remembered is not None and self._total and not rt.closed:
             # Cold, but an earlier run measured fn: start the pool now if it would pay.
-            workers = rt.planner.remembered_pool(remembered, self._total)
+            workers, cold = rt.planner.remembered_pool(remembered, self._total), True
             note = (
                 f"a pool started at once (items took "
                 f"{_cost_model.format_seconds(remembered.compute_s)} "
@@ -350,8 +351,8 @@ class MapCall:
         items = list(itertools.islice(args, ahead))
         if not items:
             return _Ahead(first_item, None, 0, note)
-        if note != "the warm pool":  # answered by a no-op, not after a whole item: the plan
-            rt.processes.warm_up(workers)  # then finds the pool warm (no start to count)
+        if cold:  # answered by a no-op, not after a whole item: the plan then finds the pool
+            rt.processes.warm_up(workers)  # warm (no start to count)
         one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
         stream = rt.processes.run(self._fn, iter(items), one_each, self._options)
         return _Ahead(first_item, stream, len(items), note)

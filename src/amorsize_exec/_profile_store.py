@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import types
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,19 +63,32 @@ class ProfileStore:
         self._costly_s = costly_s  # items under this are not worth remembering
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
+        #: Each function's key, hashed once (a map of a fresh executor asks for it).
+        self._keys: weakref.WeakKeyDictionary[Callable[..., Any], str | None] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ProfileStore:
-        path = cache_dir() / "profiles.json" if settings.remember_profiles else None
-        return cls(path, costly_s=settings.send_ahead_above_s)
+        """The process's store for the settings' cache file: read once per process, not once
+        per executor (a service may make one per request)."""
+        if not settings.remember_profiles:
+            return cls(None, costly_s=settings.send_ahead_above_s)
+        path = cache_dir() / "profiles.json"
+        with _SHARED_LOCK:
+            shared = _SHARED.get((path, settings.send_ahead_above_s))
+            if shared is None:
+                shared = cls(path, costly_s=settings.send_ahead_above_s)
+                _SHARED[(path, settings.send_ahead_above_s)] = shared
+            return shared
 
     def recall(self, fn: Callable[..., Any]) -> SampleStats | None:
         """``fn``'s items as an earlier run measured them (``None``: not remembered)."""
-        key = function_key(fn) if self.path is not None else None
-        if key is None:
+        if self.path is None:
             return None
         with self._lock:
-            entry = self._loaded().get(key)
+            key = self._key(fn)
+            entry = None if key is None else self._loaded().get(key)
         if entry is None:
             return None
         try:
@@ -100,10 +114,10 @@ class ProfileStore:
         """Keep ``fn``'s figures if its items are costly (or were), and they moved."""
         if self.path is None or not stats.picklable or not stats.pickling_measured:
             return
-        key = function_key(fn)
-        if key is None:
-            return
         with self._lock:
+            key = self._key(fn)
+            if key is None:
+                return
             entries = self._loaded()
             old = entries.get(key)
             if old is None and stats.compute_s < self._costly_s:
@@ -114,6 +128,15 @@ class ProfileStore:
             entries[key]["name"] = getattr(fn, "__qualname__", "?")
             entries[key]["saved"] = time.time()
             self._write(entries)
+
+    def _key(self, fn: Callable[..., Any]) -> str | None:
+        try:
+            return self._keys[fn]
+        except KeyError:
+            key = self._keys[fn] = function_key(fn)
+            return key
+        except TypeError:  # not weak-referenceable
+            return function_key(fn)
 
     def _loaded(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
@@ -162,6 +185,11 @@ class ProfileStore:
                 raise
         except OSError as exc:  # a read-only home: the run goes on, unremembered
             logger.debug("remembered profiles not written to %s: %r", self.path, exc)
+
+
+#: One store per cache file and threshold, shared by the process's executors (``for_settings``).
+_SHARED: dict[tuple[Path, float], ProfileStore] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def function_key(fn: Callable[..., Any]) -> str | None:
