@@ -3,12 +3,13 @@
 * ``SerialLane``: this process, on the consumer's thread, as fast as a plain loop;
 * ``ThreadLane``: threads of this process, for items that mostly wait (I/O, ``sleep``, C code
   that releases the GIL): no pickling, no start;
-* ``ProcessLane``: the warm loky pools (or the executor's private pool), for CPU work.
+* ``ProcessLane``: the warm loky pools (or the executor's private pool), for CPU work;
+* ``ClusterLane``: tasks on a Dask cluster, with ``client=`` (``_cluster``).
 
 Each turns ``(fn, args, decision, options)`` into ordered results, with exceptions at their
 positions (``Lane.run``). What only a pool has (warmth, a start to wait for, a machine profile
-with its start cost) stays on ``ProcessLane``. ``LiveStreams`` lets ``shutdown`` reach the
-maps under way in any lane.
+with its start cost) stays on ``ProcessLane``. ``LiveStreams.start`` runs a lane's chunks
+(``ChunkedMap``) and keeps them, so that ``shutdown`` reaches the maps under way in any lane.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .._backends import wait_quietly
+from .._backends import ChunkedMap, wait_quietly
 
 if TYPE_CHECKING:
-    from .._backends import ChunkedMap
+    from .._backends import ChunkObserver
+    from .._backends._chunks import SubmitChunk
     from .._config import Settings
     from .._decision import Decision
 
@@ -81,6 +83,40 @@ class LiveStreams:
     def add(self, stream: ChunkedMap) -> None:
         with self._lock:
             self._streams.add(stream)
+
+    def start(
+        self,
+        submit_chunk: SubmitChunk,
+        fn: Callable[..., Any],
+        args: Iterator[tuple[Any, ...]],
+        *,
+        decision: Decision,
+        options: MapOptions,
+        settings: Settings,
+        on_close: Callable[[], None],
+        on_interrupt: Callable[[], None] = lambda: None,
+        observer: ChunkObserver | None = None,
+    ) -> Iterator[Any]:
+        """A lane's map: ``args`` in chunks through ``submit_chunk``, sized by ``decision``,
+        windowed by ``options``, kept here for ``shutdown``. ``on_close`` gives back what the
+        lane took for it (a lease, threads), also if the map cannot start."""
+        try:
+            stream = ChunkedMap(
+                submit_chunk,
+                fn,
+                args,
+                chunksize=decision.chunksize,
+                window=options.window(decision, settings),
+                deadline=options.deadline,
+                on_close=on_close,
+                on_interrupt=on_interrupt,
+                observer=observer,
+            )
+        except BaseException:
+            on_close()
+            raise
+        self.add(stream)
+        return iter(stream)
 
     def snapshot(self) -> list[ChunkedMap]:
         with self._lock:

@@ -36,7 +36,6 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .._backends import ChunkedMap
 from .._backends._worker import call, run_chunk
 from .._cost_cluster import ClusterCosts
 from .._errors import ClusterLostError
@@ -159,17 +158,16 @@ class ClusterLane:
                 return DaskChunk(None, running, failure=_pickling_error(exc))
             return DaskChunk(task, running)
 
-        stream = ChunkedMap(
+        return self._streams.start(
             submit_chunk,
             fn,
             args,
-            chunksize=decision.chunksize,
-            window=options.window(decision, self._settings),
-            deadline=options.deadline,
+            decision=decision,
+            options=options,
+            settings=self._settings,
+            on_close=lambda: None,  # the client is the caller's, or closed at shutdown
             observer=observer,
         )
-        self._streams.add(stream)
-        return iter(stream)
 
     def submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]

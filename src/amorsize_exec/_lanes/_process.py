@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .. import _cost_model
-from .._backends import ChunkedMap, PoolSpec, SharedPool
+from .._backends import PoolSpec, SharedPool
 from .._backends import default_pools as _default_pools
 
 if TYPE_CHECKING:
@@ -91,23 +91,17 @@ class ProcessLane:
         """Chunks of ``args`` through a bounded window over a lease of the pool; an
         ``observer`` re-plans chunk size and window from the first chunks' timings."""
         lease = self.source(decision.workers).lease()
-        try:
-            stream = ChunkedMap(
-                lease.submit_chunk,
-                fn,
-                args,
-                chunksize=decision.chunksize,
-                window=options.window(decision, self._settings),
-                deadline=options.deadline,
-                on_close=lease.release,
-                on_interrupt=lease.abort,
-                observer=observer,
-            )
-        except BaseException:
-            lease.release()
-            raise
-        self._streams.add(stream)
-        return iter(stream)
+        return self._streams.start(
+            lease.submit_chunk,
+            fn,
+            args,
+            decision=decision,
+            options=options,
+            settings=self._settings,
+            on_close=lease.release,
+            on_interrupt=lease.abort,
+            observer=observer,
+        )
 
     def start(
         self, decision: Decision, profile: MachineProfile, *, mid_run: bool = False

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .._backends import ChunkedMap
 from .._backends._worker import run_chunk
 
 if TYPE_CHECKING:
@@ -46,18 +45,12 @@ class ThreadLane:
         def submit_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[Any]:
             return threads.submit(run_chunk, fn, chunk, in_thread=True)
 
-        try:
-            stream = ChunkedMap(
-                submit_chunk,
-                fn,
-                args,
-                chunksize=decision.chunksize,
-                window=options.window(decision, self._settings),
-                deadline=options.deadline,
-                on_close=lambda: threads.shutdown(wait=False),
-            )
-        except BaseException:
-            threads.shutdown(wait=False)
-            raise
-        self._streams.add(stream)
-        return iter(stream)
+        return self._streams.start(
+            submit_chunk,
+            fn,
+            args,
+            decision=decision,
+            options=options,
+            settings=self._settings,
+            on_close=lambda: threads.shutdown(wait=False),
+        )
