@@ -119,9 +119,10 @@ def test_without_a_spare_core_the_map_waits_for_the_start(
     # would have run here. Normally just the sample did; in 1 of ~15 full-suite runs the
     # decision taken on the just-started pool said "serial" and a re-check 3 items later moved
     # the rest to the pool (an unexplained flip, noted on issue 9): that is after the start.
-    assert Settings().sample_min_items <= len(here) <= 2 * Settings().sample_min_items, (
-        decision.summary()
-    )
+    # The sample is what ran here first: 3 items, or 2 when they hit the sample's time budget
+    # (items of 24 ms on a loaded machine: seen in a nox run), as its stats say.
+    sampled = decision.stats.items if decision.stats is not None else Settings().sample_min_items
+    assert sampled <= len(here) <= 2 * Settings().sample_min_items, decision.summary()
 
 
 @pytest.mark.timeout(60)

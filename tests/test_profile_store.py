@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -158,7 +159,10 @@ def test_a_remembered_costly_function_starts_its_pool_at_once(
     assert "started at once" not in why_first
     again, why_again, lane = run_cold(cheap_pool_probe, items, [0.02] * 12)
     assert first == again == [x * x for x in items]
-    assert "sent ahead to a pool started at once (items took 20" in why_again, why_again
+    # The time remembered is the first run's sample: 20 ms items (24 ms on a loaded machine).
+    found = re.search(r"sent ahead to a pool started at once \(items took ([\d.]+) ms", why_again)
+    assert found is not None, why_again
+    assert 20 <= float(found.group(1)) < 100, why_again
     assert lane == "process"
 
 
