@@ -103,15 +103,21 @@ def test_a_corrupt_or_foreign_file_is_ignored_with_a_debug_line(
     assert store(tmp_path).recall(square_after_spin) is not None
 
 
-def test_a_bad_entry_is_not_trusted(tmp_path: Path) -> None:
-    profiles = store(tmp_path)
-    profiles.remember(square_after_spin, costly())
+@pytest.mark.parametrize("bad", [-1.0, "0.05", None, float("inf"), True])
+def test_a_bad_entry_is_not_trusted_and_is_replaced(tmp_path: Path, bad: object) -> None:
+    store(tmp_path).remember(square_after_spin, costly())
     path = tmp_path / "profiles.json"
     data = json.loads(path.read_text())
     for entry in data["entries"].values():
-        entry["compute_s"] = -1.0
+        entry["compute_s"] = bad
+        entry["saved"] = bad
     path.write_text(json.dumps(data))
-    assert store(tmp_path).recall(square_after_spin) is None
+    edited = store(tmp_path)
+    assert edited.recall(square_after_spin) is None
+    edited.remember(square_after_spin, costly(0.05))  # rewritten, not a crash
+    recalled = store(tmp_path).recall(square_after_spin)
+    assert recalled is not None
+    assert recalled.compute_s == pytest.approx(0.05)
 
 
 def test_settings_turn_it_off(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import sys
@@ -91,11 +92,9 @@ class ProfileStore:
             entry = None if key is None else self._loaded().get(key)
         if entry is None:
             return None
-        try:
-            figures = {name: float(entry[name]) for name in _FIELDS}
-        except (KeyError, TypeError, ValueError):
-            return None
-        if any(not value >= 0 for value in figures.values()):  # negative or NaN
+        read = {name: _number(entry.get(name)) for name in _FIELDS}
+        figures = {name: value for name, value in read.items() if value is not None}
+        if len(figures) < len(_FIELDS):  # missing, corrupt or negative: not trusted
             return None
         return SampleStats(
             items=1,
@@ -122,7 +121,7 @@ class ProfileStore:
             old = entries.get(key)
             if old is None and stats.compute_s < self._costly_s:
                 return
-            if old is not None and _close(float(old.get("compute_s", -1.0)), stats.compute_s):
+            if old is not None and _close(_number(old.get("compute_s")), stats.compute_s):
                 return
             entries[key] = {name: getattr(stats, name) for name in _FIELDS}
             entries[key]["name"] = getattr(fn, "__qualname__", "?")
@@ -166,7 +165,9 @@ class ProfileStore:
     def _write(self, entries: dict[str, dict[str, Any]]) -> None:
         assert self.path is not None
         if len(entries) > _MAX_ENTRIES:
-            newest = sorted(entries, key=lambda k: entries[k].get("saved", 0.0), reverse=True)
+            newest = sorted(
+                entries, key=lambda k: _number(entries[k].get("saved")) or 0.0, reverse=True
+            )
             for key in newest[_MAX_ENTRIES:]:
                 del entries[key]
         data = {"version": _VERSION, "machine": machine_key(), "entries": entries}
@@ -219,5 +220,13 @@ def machine_key() -> str:
     return f"{platform.node()}|{os.cpu_count()}|{sys.implementation.cache_tag}"
 
 
-def _close(old_s: float, new_s: float) -> bool:
-    return old_s > 0 and abs(new_s - old_s) <= _REWRITE_CHANGE * old_s
+def _close(old_s: float | None, new_s: float) -> bool:
+    return old_s is not None and old_s > 0 and abs(new_s - old_s) <= _REWRITE_CHANGE * old_s
+
+
+def _number(value: object) -> float | None:
+    """A finite number >= 0 from the file, or ``None`` (a hand-edited or corrupt entry)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
