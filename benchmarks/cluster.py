@@ -69,7 +69,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/cluster.py
 from benchmarks import _load
 from benchmarks import workloads as W
 from benchmarks.contenders import paired_order
-from benchmarks.report import GRACE_S, fmt_s, graced
+from benchmarks.report import GRACE_S, describe_source, fmt_s, graced
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "cluster"
@@ -611,15 +611,8 @@ def report(raw: dict[str, Any]) -> str:
         "- versions: "
         + ", ".join(f"{k} {v}" for k, v in {**raw.get("versions", {}), **m["versions"]}.items()),
         "- amorsize_exec measured: "
-        + (
-            f"commit {src.get('git_head')}"
-            + (" + uncommitted src changes" if src.get("src_dirty") else "")
-            + f", src sha256 {src.get('sha256')}"
-            + (" (snapshot at start)" if src.get("snapshot") else " (live src)")
-            + (" - **src/ changed during the run**" if src.get("live_changed_during_run") else "")
-            if src
-            else "unknown"
-        ),
+        + describe_source(src)
+        + (" - **src/ changed during the run**" if src.get("live_changed_during_run") else ""),
         f"- AutoExecutor signature: `{cfg.get('auto_signature')}`",
         "- parallel capacity (aggregate spin rate of 2 processes / one alone): "
         + ", ".join(

@@ -605,6 +605,18 @@ def _mode_tables(mode: str, rows: dict[str, Any]) -> list[str]:
     return lines
 
 
+def describe_source(src: dict[str, Any]) -> str:
+    """Which amorsize_exec a run measured, in words (``run.snapshot_source``'s record)."""
+    if not src:
+        return "unknown"
+    return (
+        f"commit {src.get('git_head')}"
+        + (" + uncommitted src changes" if src.get("src_dirty") else "")
+        + f", src sha256 {src.get('sha256')}"
+        + (" (snapshot at start)" if src.get("snapshot") else " (live src)")
+    )
+
+
 def markdown(raw: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, Any]]) -> str:
     m, cfg, src = raw["machine"], raw["config"], raw.get("source", {})
     lines = [
@@ -617,15 +629,7 @@ def markdown(raw: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, A
         f"- Python {m['python']} ({m['implementation']}), start method {m['start_method']}; "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items()),
         f"- BLAS: {m.get('blas')}; spin loop {m['spin_iters_per_ms']:.0f} iterations/ms",
-        "- amorsize_exec measured: "
-        + (
-            f"commit {src.get('git_head')}"
-            + (" + uncommitted src changes" if src.get("src_dirty") else "")
-            + f", src sha256 {src.get('sha256')}"
-            + (" (snapshot at start)" if src.get("snapshot") else " (live src)")
-            if src
-            else "unknown"
-        ),
+        "- amorsize_exec measured: " + describe_source(src),
         "- parallel capacity (aggregate spin rate of one process per core / one alone; the "
         "ceiling of any CPU-bound speedup here): "
         + ", ".join(
