@@ -208,14 +208,36 @@ def test_a_costly_callable_sends_items_ahead_to_the_warm_pool(
     me = os.getpid()
     n = 40
     with AutoExecutor(probe=cheap_pool_probe) as ex:
-        first = map_slow_here(ex, tmp_path / "first", n)
-        assert first.lane == "process", first.summary()
+        list(ex.map(append_line, [str(tmp_path / "first")] * n, range(n), [0.02] * n))
+        assert ex.last_decision is not None
+        assert ex.last_decision.lane == "process", ex.last_decision.summary()
         path = tmp_path / "second"
-        decision = map_slow_here(ex, path, n)
+        assert list(ex.map(append_line, [str(path)] * n, range(n), [0.02] * n)) == [
+            x * 3 for x in range(n)
+        ]
+        decision = ex.last_decision
+    assert decision is not None
     assert "1 item sent ahead" in decision.decision.reason, decision.summary()
     pids = dict(assert_each_once(path, n))
     assert pids[0] == me, "the first item is the sample"
     assert pids[1] != me, "the next one went to a worker meanwhile"
+
+
+@pytest.mark.processes
+@pytest.mark.timeout(60)
+def test_the_workers_correct_what_the_next_map_assumes(
+    cheap_pool_probe: FakeProbe, tmp_path: Path
+) -> None:
+    # 20 ms here, 1 ms in the workers: the sample's 20 ms go to the pool, whose first chunk says
+    # 1 ms. The next map believes the workers: nothing sent ahead, a sample of its own (3+).
+    n = 40
+    with AutoExecutor(probe=cheap_pool_probe) as ex:
+        first = map_slow_here(ex, tmp_path / "first", n)
+        assert first.lane == "process", first.summary()
+        second = map_slow_here(ex, tmp_path / "second", n)
+    assert "sent ahead" not in second.decision.reason, second.summary()
+    assert second.stats is not None
+    assert second.stats.items >= 3, second.summary()
 
 
 @pytest.mark.processes

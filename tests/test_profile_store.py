@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,12 @@ from typing import Any
 import pytest
 
 import amorsize_exec
-from _workloads import square_after_spin
+from _workloads import join_lane_threads, square_after_spin
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._config import cache_dir
 from amorsize_exec._profile_store import ProfileStore, function_key
 from amorsize_exec._stats import SampleStats
-from amorsize_exec.testing import FakeProbe
+from amorsize_exec.testing import FakeProbe, make_profile
 
 
 def costly(seconds: float = 0.05) -> SampleStats:
@@ -37,7 +38,7 @@ def costly(seconds: float = 0.05) -> SampleStats:
 
 
 def store(path: Path) -> ProfileStore:
-    return ProfileStore(path / "profiles.json", costly_s=0.01)
+    return ProfileStore(path / "profiles.json", costly_s=0.01, waits_below=0.2)
 
 
 def make_adder(n: int) -> Callable[[int], int]:
@@ -67,6 +68,22 @@ def test_cheap_functions_and_unmeasured_pickling_are_not_written(tmp_path: Path)
     profiles.remember(square_after_spin, SampleStats(3, 0.05, 0.05, 0.0, 0.05))
     assert not (tmp_path / "profiles.json").exists()
     assert profiles.recall(square_after_spin) is None
+
+
+def test_items_that_wait_are_written_even_cheap_and_unpickled(tmp_path: Path) -> None:
+    # A thread run measures no pickling: the entry says so, and says the items wait.
+    profiles = store(tmp_path)
+    profiles.remember(square_after_spin, SampleStats(2, 0.002, 0.0001, 0.0, 0.002))
+    recalled = store(tmp_path).recall(square_after_spin)
+    assert recalled is not None
+    assert (recalled.compute_s, recalled.cpu_s) == (0.002, 0.0001)
+    assert not recalled.pickling_measured
+    # Same item time, but they burn CPU now: rewritten, though the time did not move.
+    profiles.remember(square_after_spin, costly(0.002))
+    recalled = store(tmp_path).recall(square_after_spin)
+    assert recalled is not None
+    assert recalled.cpu_s == 0.002
+    assert recalled.pickling_measured
 
 
 def test_an_entry_is_rewritten_only_when_the_item_time_moved(tmp_path: Path) -> None:
@@ -181,3 +198,27 @@ def test_a_stale_profile_is_rechecked_by_the_sample(cheap_pool_probe: FakeProbe)
     assert results == [x * x for x in range(3000)]
     assert "started at once" in why
     assert lane == "serial", why
+
+
+def sleep_20ms(x: int) -> int:
+    time.sleep(0.02)
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_a_remembered_waiting_function_samples_one_item_and_starts_no_pool() -> None:
+    """Items that waited in an earlier run: one more that waits agrees, the threads take the
+    rest; no process pool is started for them."""
+    counts = []
+    for _ in range(2):
+        join_lane_threads()  # else a map right after another may sample 2 (their exit's CPU)
+        with AutoExecutor(probe=FakeProbe(make_profile(usable_cpus=2))) as ex:
+            assert list(ex.map(sleep_20ms, range(60))) == list(range(60))
+            record = ex.last_decision
+        assert record is not None
+        assert record.stats is not None
+        assert record.lane == "thread", record.summary()
+        assert "sent ahead" not in record.decision.reason
+        counts.append(record.stats.items)
+    assert counts[0] >= 2  # the usual rule
+    assert counts[1] == 1

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _workloads import double, sleep_then_return, square_after_spin
+from _workloads import double, join_lane_threads, sleep_then_return, square_after_spin
 from amorsize_exec import AutoExecutor, Settings, decide
 from amorsize_exec._cost_model import plan_threads, predict_threads_s
 from amorsize_exec._sampler import Sampler
@@ -133,6 +133,16 @@ def test_two_waiting_items_end_the_sample() -> None:
     assert sample.results == [0, 1]
 
 
+def test_one_waiting_item_ends_the_sample_when_an_earlier_map_saw_them_wait() -> None:
+    clock, cpu = FakeClock(), FakeClock()
+    sampler = Sampler(SETTINGS, clock=clock, cpu_clock=cpu, ready_clock=FakeClock())
+    sample = sampler.run(sleeper(clock, cpu, {}), [iter(range(100))], waiting_items=1)
+    assert sample.results == [0]
+    # ... but an item that burns CPU gets the usual sample: the earlier map is out of date.
+    sample = sampler.run(sleeper(clock, cpu, {0: 0.010}), [iter(range(100))], waiting_items=1)
+    assert sample.results == [0, 1, 2]
+
+
 def test_time_preempted_is_no_wait() -> None:
     # A busy machine: each item is 10 ms on the wall clock, of which 4 ms on a core and 6 ms
     # runnable but preempted. It does not wait: no thread would run it sooner.
@@ -181,6 +191,27 @@ def test_a_map_of_sleeps_runs_on_threads_of_this_process() -> None:
     assert decision.lane == "thread", decision.summary()
     assert decision.lane_text == f"{decision.decision.workers} threads x 1"
     assert sum(name.startswith("amorsize_exec-thread") for _, _, name in out) == 58  # 2 sampled
+
+
+@pytest.mark.timeout(60)
+def test_the_next_map_of_a_waiting_function_samples_one_item() -> None:
+    # The first map's two waiting items and this one agree: a second sampled item would only
+    # hold back the threads (200 x 10 ms of sleep: 20 ms of a ~90 ms map).
+    with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
+        assert [x for x, _, _ in ex.map(thread_of, range(40))] == list(range(40))
+        first = ex.last_decision
+        join_lane_threads()  # else a map right after another may sample 2 (their exit's CPU)
+        out = list(ex.map(thread_of, range(40)))
+        second = ex.last_decision
+    assert [x for x, _, _ in out] == list(range(40))
+    assert first is not None
+    assert second is not None
+    assert (first.lane, second.lane) == ("thread", "thread"), second.summary()
+    assert first.stats is not None
+    assert second.stats is not None
+    assert first.stats.items >= 2  # 3 if another test's threads still exit meanwhile
+    assert second.stats.items == 1
+    assert sum(name.startswith("amorsize_exec-thread") for _, _, name in out) == 39
 
 
 @pytest.mark.processes

@@ -40,6 +40,8 @@ class Settings:
     #: ``waiting_cpu_fraction`` of wall): two agreeing items, not one odd first call, decide
     #: for the thread lane, which has no start to amortise. With 3, 200 x 10 ms of ``sleep``
     #: took 1.37x ``ThreadPoolExecutor(32)`` (104 vs 76 ms): the sample was 30 of them.
+    #: One suffices when the function's previous map (or an earlier run) saw its items wait:
+    #: that map is the second item that agrees.
     sample_min_items_waiting: int = 2
     #: An item whose CPU time is under this fraction of its wall time mostly waits.
     waiting_cpu_fraction: float = 0.2

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision, callable_name
+from ._head_start import Known, LessonFromWorkers, learn, send_ahead
 from ._sampler import Sample, pickling_problem
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class MapCall:
 
     def __init__(self, runtime: Runtime, request: MapRequest) -> None:
         self._rt = runtime
+        self._request = request
         self._fn = request.fn
         self._iterators = request.iterators
         self._total = request.total
@@ -90,12 +92,16 @@ class MapCall:
         rt, fn = self._rt, self._fn
         if rt.strict and (problem := pickling_problem(fn)) is not None:
             raise TypeError(problem)
-        ahead = self._send_ahead()
+        known = Known.of(rt, fn)
+        ahead = send_ahead(rt, self._request, known)
         if ahead is None:
             # No limit=total: the sampler then sees the end of a short input itself (one more
             # next()), and the input-ended branch answers without reading the machine
             # (~0.3 ms of loky.cpu_count on a first call).
-            sample = rt.sampler.run(fn, self._iterators, publish=publish)
+            waited = known.mostly_waited(rt.settings.waiting_cpu_fraction)
+            sample = rt.sampler.run(
+                fn, self._iterators, publish=publish, waiting_items=1 if waited else None
+            )
         else:
             sample = rt.sampler.run(fn, ahead.first, limit=1, publish=publish)
         rt.planner.remember(fn, sample.stats)
@@ -155,7 +161,7 @@ class MapCall:
                     reason=decision.reason + "; a warm pool would have paid for its start over "
                     "this executor's calls: it starts after this run (rent-or-buy)",
                 )
-        rt.profiles.remember(self._fn, stats)
+        learn(rt, self._fn, stats)
         rt.record(
             "map",
             self._fn,
@@ -172,7 +178,7 @@ class MapCall:
         decision = plan.decision
         if decision.lane != "serial" and plan.starting is None:
             args = zip(*self._iterators, strict=False)  # what the sample left
-            tail = self._rt.lane(decision.lane).run(self._fn, args, decision, self._options)
+            tail = self._tail(args, decision, sampled.sample.stats)
             return itertools.chain(sampled.sample.replay(), *sampled.sent, tail)
         batches = self._in_process(
             sampled.sample,
@@ -219,6 +225,10 @@ class MapCall:
                 size = _batch_size(until_s, per_item_s, s.serial_batch_max_items)
                 batch = rt.serial.batch(fn, source, size, single=single)
                 if batch is None:  # the input has ended
+                    if stats is not None and done > sampled and stats.compute_s > 0:
+                        scale = per_item_s / stats.compute_s  # what fn's next map assumes
+                        run = replace(stats, compute_s=per_item_s, cpu_s=stats.cpu_s * scale)
+                        learn(rt, fn, run)
                     if starting is not None:
                         self._record_input_ended(starting, done - sampled)
                     elif warm_up_after and not rt.closed:
@@ -291,11 +301,23 @@ class MapCall:
                     "map", fn, decision, stats=stats, profile=profile, total=None, remaining=left
                 )
                 args = source if not single else zip(source)
-                yield rt.lane(decision.lane).run(fn, args, decision, self._options)
+                yield self._tail(args, decision, stats)
                 return
         finally:
             if starting is not None:
                 starting.lease.release()
+
+    def _tail(
+        self, args: Iterator[tuple[Any, ...]], decision: Decision, stats: SampleStats | None
+    ) -> Iterator[Any]:
+        """The rest in the decided lane; a pool's first chunk corrects what fn's later maps
+        assume about its items (``LessonFromWorkers``)."""
+        rt = self._rt
+        if decision.lane != "process" or stats is None:
+            return rt.lane(decision.lane).run(self._fn, args, decision, self._options)
+        plan = decision.chunksize, self._options.window(decision, rt.settings)
+        lesson = LessonFromWorkers(rt, self._fn, stats, plan)
+        return rt.processes.run(self._fn, args, decision, self._options, observer=lesson)
 
     def _record_input_ended(self, starting: PoolStart, ran: int) -> None:
         """The input ended before the pool answered: everything ran in-process after all."""
@@ -310,52 +332,6 @@ class MapCall:
             total=None if record is None else record.items_total,
             remaining=None if record is None else record.items_remaining,
         )
-
-    def _send_ahead(self) -> _Ahead | None:
-        """If ``fn``'s items were costly last time and a pool is warm, send the items after the
-        first to it, one per core the sample leaves free, while the first is sampled here: else
-        the workers idle through a sample as long as an item (ms200_x8, warm: 1.52x the best
-        pool). One per worker would run three processes on 2 cores: the three items end
-        together at 1.5 item-times instead of two at one, the sampled time is 1.5x too long,
-        and 8 items end at 4.5 item-times instead of 4. If items turned cheap, their results
-        come back one round trip (~1 ms) late. A function remembered from an earlier run
-        (``_profile_store``) gets a cold pool started at once, if the model says one pays."""
-        rt = self._rt
-        last_item_s = rt.planner.last_item_s(self._fn)
-        remembered = None if last_item_s is not None else rt.profiles.recall(self._fn)
-        if remembered is not None:
-            last_item_s = remembered.compute_s
-        if last_item_s is None or last_item_s < rt.settings.send_ahead_above_s:
-            return None
-        if self._options.chunksize is not None:
-            return None  # the caller chose how items travel
-        profile = rt.probe.profile()
-        workers = rt.processes.warm_workers(profile)
-        note, cold = "the warm pool", False
-        if not workers and remembered is not None and self._total and not rt.closed:
-            # Cold, but an earlier run measured fn: start the pool now if it would pay.
-            workers, cold = rt.planner.remembered_pool(remembered, self._total), True
-            note = (
-                f"a pool started at once (items took "
-                f"{_cost_model.format_seconds(remembered.compute_s)} "
-                "in an earlier run)"
-            )
-        ahead = min(workers, profile.usable_cpus - 1)
-        if ahead < 1:
-            return None
-        args = zip(*self._iterators, strict=False)
-        first = next(args, None)
-        if first is None:
-            return _Ahead([iter(()) for _ in self._iterators], None, 0, note)
-        first_item = [iter((value,)) for value in first]
-        items = list(itertools.islice(args, ahead))
-        if not items:
-            return _Ahead(first_item, None, 0, note)
-        if cold:  # answered by a no-op, not after a whole item: the plan then finds the pool
-            rt.processes.warm_up(workers)  # warm (no start to count)
-        one_each = Decision("process", workers, 1, 1.0, 0.0, "sent ahead")
-        stream = rt.processes.run(self._fn, iter(items), one_each, self._options)
-        return _Ahead(first_item, stream, len(items), note)
 
 
 @dataclass
@@ -376,16 +352,6 @@ class _Plan:
     decision: Decision
     starting: PoolStart | None
     warm_up_after: int  # workers of a pool to start once this in-process run ends (0: none)
-
-
-@dataclass
-class _Ahead:
-    """Items sent to a pool while the first one is sampled here (``_send_ahead``)."""
-
-    first: list[Iterator[Any]]  # the first item, one iterator per input, for the sampler
-    stream: Iterator[Any] | None  # results of the items sent ahead, in order
-    count: int  # items sent ahead
-    note: str  # where to, in words: the warm pool, or one started from a remembered profile
 
 
 def _always() -> bool:

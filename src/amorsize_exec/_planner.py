@@ -40,8 +40,8 @@ class Planner:
         #: What a warm pool would have saved this executor's serial runs since the last start.
         self._forgone_s = 0.0
         self._forgone_runs = 0
-        #: Mean item time of each callable's last map (weakly held), for send-ahead.
-        self._item_s: weakref.WeakKeyDictionary[Callable[..., Any], float] = (
+        #: Each callable's sample in its last map (weakly held): send-ahead, shorter samples.
+        self._last: weakref.WeakKeyDictionary[Callable[..., Any], SampleStats] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -205,14 +205,14 @@ class Planner:
         return decision.workers if decision.lane == "process" else 0
 
     def remember(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
-        """Keep the callable's item time for its next map (send-ahead)."""
+        """Keep the callable's sample figures for its next map (send-ahead, shorter samples)."""
         if stats is not None:
             with contextlib.suppress(TypeError):  # not weak-referenceable: not remembered
-                self._item_s[fn] = stats.compute_s
+                self._last[fn] = stats
 
-    def last_item_s(self, fn: Callable[..., Any]) -> float | None:
-        """The callable's mean item time in its previous map (``None``: none, or forgotten)."""
+    def last_stats(self, fn: Callable[..., Any]) -> SampleStats | None:
+        """The callable's sample figures in its previous map (``None``: none, or forgotten)."""
         try:
-            return self._item_s.get(fn)
+            return self._last.get(fn)
         except TypeError:
             return None

@@ -11,7 +11,9 @@ atomically (a temporary file renamed over it), readable by the user alone (0600)
 user's cache directory (``_config.cache_dir``). A corrupt file, or one written on another
 machine or Python, is ignored with a DEBUG line. Entries are keyed by the function's module,
 qualified name and bytecode (an edited function is a new entry); only functions whose items
-are costly enough to send ahead are written. ``Settings.remember_profiles = 0`` turns it off.
+are costly enough to send ahead are written, and functions whose items mostly wait (one
+sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
+none, and the entry says so). ``Settings.remember_profiles = 0`` turns it off.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ _REWRITE_CHANGE = 0.25
 class ProfileStore:
     """One JSON file of remembered profiles (``path=None``: remembers nothing)."""
 
-    def __init__(self, path: Path | None, *, costly_s: float) -> None:
+    def __init__(self, path: Path | None, *, costly_s: float, waits_below: float) -> None:
         self.path = path
         self._costly_s = costly_s  # items under this are not worth remembering
+        self._waits_below = waits_below  # CPU share under which an item mostly waits
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
         #: Each function's key, hashed once (a map of a fresh executor asks for it).
@@ -73,14 +76,15 @@ class ProfileStore:
     def for_settings(cls, settings: Settings) -> ProfileStore:
         """The process's store for the settings' cache file: read once per process, not once
         per executor (a service may make one per request)."""
+        costly_s, waits_below = settings.send_ahead_above_s, settings.waiting_cpu_fraction
         if not settings.remember_profiles:
-            return cls(None, costly_s=settings.send_ahead_above_s)
+            return cls(None, costly_s=costly_s, waits_below=waits_below)
         path = cache_dir() / "profiles.json"
         with _SHARED_LOCK:
-            shared = _SHARED.get((path, settings.send_ahead_above_s))
+            shared = _SHARED.get((path, costly_s, waits_below))
             if shared is None:
-                shared = cls(path, costly_s=settings.send_ahead_above_s)
-                _SHARED[(path, settings.send_ahead_above_s)] = shared
+                shared = cls(path, costly_s=costly_s, waits_below=waits_below)
+                _SHARED[(path, costly_s, waits_below)] = shared
             return shared
 
     def recall(self, fn: Callable[..., Any]) -> SampleStats | None:
@@ -94,8 +98,9 @@ class ProfileStore:
             return None
         read = {name: _number(entry.get(name)) for name in _FIELDS}
         figures = {name: value for name, value in read.items() if value is not None}
-        if len(figures) < len(_FIELDS):  # missing, corrupt or negative: not trusted
-            return None
+        measured = entry.get("pickling_measured", True)  # version 1 wrote only measured ones
+        if len(figures) < len(_FIELDS) or not isinstance(measured, bool):
+            return None  # missing, corrupt or negative: not trusted
         return SampleStats(
             items=1,
             compute_s=figures["compute_s"],
@@ -106,12 +111,14 @@ class ProfileStore:
             result_bytes=figures["result_bytes"],
             serialize_s=figures["serialize_s"],
             callable_serialize_s=figures["callable_serialize_s"],
-            pickling_measured=True,
+            pickling_measured=measured,
         )
 
     def remember(self, fn: Callable[..., Any], stats: SampleStats) -> None:
-        """Keep ``fn``'s figures if its items are costly (or were), and they moved."""
-        if self.path is None or not stats.picklable or not stats.pickling_measured:
+        """Keep ``fn``'s figures if its items are costly (or were) or mostly wait, and they
+        moved (the item time, or whether they wait)."""
+        waits = self._waits(stats.cpu_s, stats.compute_s)
+        if self.path is None or not stats.picklable or not (stats.pickling_measured or waits):
             return
         with self._lock:
             key = self._key(fn)
@@ -119,14 +126,24 @@ class ProfileStore:
                 return
             entries = self._loaded()
             old = entries.get(key)
-            if old is None and stats.compute_s < self._costly_s:
+            if old is None and stats.compute_s < self._costly_s and not waits:
                 return
-            if old is not None and _close(_number(old.get("compute_s")), stats.compute_s):
+            old_s = None if old is None else _number(old.get("compute_s"))
+            old_cpu_s = None if old is None else _number(old.get("cpu_s"))
+            if (
+                old_s is not None
+                and _close(old_s, stats.compute_s)
+                and self._waits(old_cpu_s, old_s) == waits
+            ):
                 return
             entries[key] = {name: getattr(stats, name) for name in _FIELDS}
+            entries[key]["pickling_measured"] = stats.pickling_measured
             entries[key]["name"] = getattr(fn, "__qualname__", "?")
             entries[key]["saved"] = time.time()
             self._write(entries)
+
+    def _waits(self, cpu_s: float | None, compute_s: float) -> bool:
+        return cpu_s is not None and cpu_s < self._waits_below * compute_s
 
     def _key(self, fn: Callable[..., Any]) -> str | None:
         try:
@@ -189,7 +206,7 @@ class ProfileStore:
 
 
 #: One store per cache file and threshold, shared by the process's executors (``for_settings``).
-_SHARED: dict[tuple[Path, float], ProfileStore] = {}
+_SHARED: dict[tuple[Path, float, float], ProfileStore] = {}
 _SHARED_LOCK = threading.Lock()
 
 

@@ -130,14 +130,18 @@ class Sampler:
         limit: int | None = None,
         *,
         publish: Callable[[Any], None] | None = None,
+        waiting_items: int | None = None,
     ) -> Sample:
         """Sample ``fn`` over ``zip(*iterators)``, reading the input only as far as sampled.
 
         With ``publish``, each result is handed to it as soon as it exists instead of being
         kept for ``replay`` (a map with a timeout: a result must not wait for the sample's
         end), and items are timed one by one (a batch would hold its results until it ends).
+        ``waiting_items`` replaces ``sample_min_items_waiting`` (1: an earlier map already
+        saw these items wait, so one more that waits agrees with it).
         """
         s = self._settings
+        enough_waiting = s.sample_min_items_waiting if waiting_items is None else waiting_items
         sample = Sample(fn=fn, publish=publish)
         m = Measurements()
         single = len(iterators) == 1
@@ -166,7 +170,7 @@ class Sampler:
             ):
                 break
             if (
-                count >= s.sample_min_items_waiting
+                count >= enough_waiting
                 and measured >= s.sample_min_s
                 and not m.batch_items
                 and all(c < s.waiting_cpu_fraction * w for c, w in zip(m.cpu, m.wall, strict=True))
