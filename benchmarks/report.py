@@ -652,6 +652,12 @@ def markdown(raw: dict[str, Any], summary: dict[str, Any], tgt: list[dict[str, A
         f"within {GRACE_S * 1e3:.0f} ms of the oracle, else auto / oracle (the raw ratio is "
         "shown beside it); no negative scaling is judged on the same figures",
     ]
+    if cfg.get("profile_cache"):
+        lines.append(
+            f"- remembered profiles: {cfg['profile_cache']}; a workload's first cold timing "
+            "finds none, later ones (its paired rounds too) find what earlier timings wrote, as "
+            "a script run again does (`python -m benchmarks.remembered` compares the two)"
+        )
     if cfg.get("foreign_load"):
         lines.append(
             "- other processes' CPU load: "

@@ -445,6 +445,20 @@ def _empty_entry(spec: C.Spec) -> dict[str, Any]:
     }
 
 
+def _fresh_profile_cache() -> str:
+    """Remembered profiles (``amorsize_exec._profile_store``) in a directory of this run's own,
+    inherited by every child: a workload's first cold timing finds nothing remembered, the
+    later ones what the earlier ones wrote, as a script run again would; never the profiles of
+    the user's own scripts or of an earlier benchmark run. ``AMORSIZE_EXEC_CACHE_DIR`` set by
+    the caller is kept (``AMORSIZE_EXEC_REMEMBER_PROFILES=0``: none at all)."""
+    if os.environ.get("AMORSIZE_EXEC_REMEMBER_PROFILES") == "0":
+        return "off (AMORSIZE_EXEC_REMEMBER_PROFILES=0)"
+    if "AMORSIZE_EXEC_CACHE_DIR" in os.environ:
+        return f"the caller's AMORSIZE_EXEC_CACHE_DIR ({os.environ['AMORSIZE_EXEC_CACHE_DIR']})"
+    os.environ["AMORSIZE_EXEC_CACHE_DIR"] = tempfile.mkdtemp(prefix="amorsize-bench-profiles-")
+    return "a directory fresh at the start of this run"
+
+
 def run_cold(
     args: argparse.Namespace, workloads: list[W.Workload], cores: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -694,6 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": {},
         "paired": {},
     }
+    raw["config"]["profile_cache"] = _fresh_profile_cache()
     raw["machine"]["capacity_start"] = W.parallel_capacity(cores)
     print(
         f"machine: {raw['machine']['os_cpu_count']} CPUs (loky {cores}), "
