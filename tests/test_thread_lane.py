@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from _workloads import double, join_lane_threads, sleep_then_return, square_after_spin
+from _workloads import double, join_lane_threads, sleep_then_return, spin, square_after_spin
 from amorsize_exec import AutoExecutor, Settings, decide
 from amorsize_exec._cost_model import plan_threads, predict_threads_s
 from amorsize_exec._sampler import Sampler
@@ -194,24 +194,71 @@ def test_a_map_of_sleeps_runs_on_threads_of_this_process() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_the_next_map_of_a_waiting_function_samples_one_item() -> None:
-    # The first map's two waiting items and this one agree: a second sampled item would only
-    # hold back the threads (200 x 10 ms of sleep: 20 ms of a ~90 ms map).
+def test_the_next_map_of_a_waiting_function_goes_to_threads_unsampled() -> None:
+    # Its items waited in the first map: a sampled 10 ms wait would only hold back the threads
+    # (200 x 10 ms of sleep: 84 ms against 74 ms for ThreadPoolExecutor(32)).
     with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
         assert [x for x, _, _ in ex.map(thread_of, range(40))] == list(range(40))
         first = ex.last_decision
-        join_lane_threads()  # else a map right after another may sample 2 (their exit's CPU)
         out = list(ex.map(thread_of, range(40)))
         second = ex.last_decision
     assert [x for x, _, _ in out] == list(range(40))
     assert first is not None
     assert second is not None
     assert (first.lane, second.lane) == ("thread", "thread"), second.summary()
-    assert first.stats is not None
+    assert "no sample here" in second.decision.reason, second.summary()
+    assert all(name.startswith("amorsize_exec-thread") for _, _, name in out)
+
+
+@pytest.mark.timeout(60)
+def test_with_a_timeout_the_next_map_samples_one_waiting_item() -> None:
+    # A timeout: its items are published as they come from a sample (not unsampled threads);
+    # one waiting item agrees with the first map (whose two did) and ends the sample.
+    with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
+        assert [x for x, _, _ in ex.map(thread_of, range(40))] == list(range(40))
+        join_lane_threads()  # else a map right after another may sample 2 (their exit's CPU)
+        out = list(ex.map(thread_of, range(40), timeout=30))
+        second = ex.last_decision
+    assert [x for x, _, _ in out] == list(range(40))
+    assert second is not None
     assert second.stats is not None
-    assert first.stats.items >= 2  # 3 if another test's threads still exit meanwhile
-    assert second.stats.items == 1
+    assert second.stats.items == 1, second.summary()
     assert sum(name.startswith("amorsize_exec-thread") for _, _, name in out) == 39
+
+
+_MODE = {"wait": True}
+
+
+def waits_then_works(x: int) -> int:
+    """Sleeps 10 ms while ``_MODE["wait"]``, else burns 5 ms of CPU."""
+    if _MODE["wait"]:
+        sleep_then_return(x, 0.01)
+    else:
+        spin(0.005)
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_items_that_no_longer_wait_are_caught_by_the_first_chunk() -> None:
+    # Remembered as waiting, CPU work now: the unsampled thread run re-checks on its first
+    # chunk, runs the rest one chunk at a time, and the next map samples afresh.
+    with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
+        try:
+            assert list(ex.map(waits_then_works, range(40))) == list(range(40))
+            _MODE["wait"] = False
+            assert list(ex.map(waits_then_works, range(60))) == list(range(60))
+            caught = ex.last_decision
+            assert list(ex.map(waits_then_works, range(60))) == list(range(60))
+            third = ex.last_decision
+        finally:
+            _MODE["wait"] = True
+    assert caught is not None
+    assert (caught.lane, caught.decision.workers) == ("thread", 1), caught.summary()
+    assert "no longer wait" in caught.decision.reason
+    assert third is not None
+    assert third.lane != "thread", third.summary()
+    assert third.stats is not None
+    assert third.stats.items >= 3, third.summary()
 
 
 @pytest.mark.processes

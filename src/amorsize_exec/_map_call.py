@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision, callable_name
-from ._head_start import Known, LessonFromWorkers, learn, send_ahead
+from ._head_start import Known, LessonFromWorkers, learn, send_ahead, straight_to_threads
 from ._sampler import Sample, pickling_problem
 
 if TYPE_CHECKING:
@@ -65,7 +65,12 @@ class MapCall:
         (``Sampler.run``), and ``wanted()`` turns False once the consumer has gone (timed out):
         the rest is then never read, and no pool is started for it."""
         self._wanted = wanted or _always
-        sampled = self._sample(publish)
+        known = Known.of(self._rt, self._fn)
+        if publish is None and not self._rt.strict:
+            tail = straight_to_threads(self._rt, self._request, known)
+            if tail is not None:
+                return tail
+        sampled = self._sample(publish, known)
         sample, stats = sampled.sample, sampled.sample.stats
         if not self._wanted():  # the consumer timed out during the sample: nothing more to run
             return sample.replay()
@@ -86,13 +91,12 @@ class MapCall:
 
     # --- the phases --------------------------------------------------------------------------
 
-    def _sample(self, publish: Callable[[Any], None] | None) -> _Sampled:
+    def _sample(self, publish: Callable[[Any], None] | None, known: Known) -> _Sampled:
         """The first items, run here and timed (and, if a pool is warm and fn's items were
         costly last time, the next ones sent ahead to it meanwhile)."""
         rt, fn = self._rt, self._fn
         if rt.strict and (problem := pickling_problem(fn)) is not None:
             raise TypeError(problem)
-        known = Known.of(rt, fn)
         ahead = send_ahead(rt, self._request, known)
         if ahead is None:
             # No limit=total: the sampler then sees the end of a short input itself (one more

@@ -154,6 +154,22 @@ class Planner:
         )
         return decision, profile
 
+    def decide_unsampled(
+        self, stats: SampleStats, n: int, chunksize: int | None
+    ) -> tuple[Decision, MachineProfile]:
+        """The model on an earlier map's figures, measuring nothing: a head start that the
+        map's own first timings re-check (``_head_start.straight_to_threads``)."""
+        profile = self._processes.profile()
+        decision = self._model(
+            stats,
+            profile,
+            n,
+            warm_workers=self._processes.warm_workers(profile),
+            chunksize=chunksize,
+            thread_cap=self._settings.thread_lane_max_threads,
+        )
+        return decision, profile
+
     def _model(self, stats: SampleStats, profile: MachineProfile, n: int, **terms: Any) -> Decision:
         """``cost_model.decide`` with this executor's settings and worker cap."""
         return _cost_model.decide(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .._backends._worker import run_chunk
 
 if TYPE_CHECKING:
+    from .._backends import ChunkObserver
     from .._config import Settings
     from .._decision import Decision
     from . import LiveStreams, MapOptions
@@ -39,6 +40,7 @@ class ThreadLane:
         args: Iterator[tuple[Any, ...]],
         decision: Decision,
         options: MapOptions,
+        observer: ChunkObserver | None = None,
     ) -> Iterator[Any]:
         threads = ThreadPoolExecutor(decision.workers, thread_name_prefix="amorsize_exec-thread")
 
@@ -53,4 +55,5 @@ class ThreadLane:
             options=options,
             settings=self._settings,
             on_close=lambda: threads.shutdown(wait=False),
+            observer=observer,
         )
