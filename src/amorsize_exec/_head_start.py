@@ -13,11 +13,9 @@ this executor's previous map (``Planner.last_stats``) or an earlier run of the s
   chunk back re-checks (``ThreadRecheck``): items that no longer wait run one chunk at a time,
   the pace of the loop. Otherwise one sampled item that waits is enough, the earlier map being
   the second that agrees (``Known.mostly_waited``);
-- and the lesson is kept true: the first chunk back from the workers tells what an item
-  costs there (``LessonFromWorkers``), which replaces a sample that ran beside items sent
-  ahead or began with a slow first call (a 200x200 ``solve`` timed 10.7 ms in a sample that
-  shared the cores, 0.5 ms in a worker: every next map sent items ahead and sampled it again
-  on shared cores).
+- and the lesson is kept true: the pool's first chunks tell what an item costs in a worker
+  (``_worker_lesson``), which replaces a sample that ran beside items sent ahead or was one
+  slow first call.
 
 The head start only starts work early: the decision is still taken on this map's own sample.
 """
@@ -68,30 +66,6 @@ def learn(rt: Runtime, fn: Callable[..., Any], stats: SampleStats) -> None:
     assume about its items."""
     rt.planner.remember(fn, stats)
     rt.profiles.remember(fn, stats)
-
-
-class LessonFromWorkers:
-    """A ``ChunkObserver`` for a map's pool run: the first chunk's time per item in its worker
-    replaces the sample's figures in what ``fn``'s later maps assume; the plan is kept."""
-
-    def __init__(
-        self, rt: Runtime, fn: Callable[..., Any], stats: SampleStats, plan: tuple[int, int]
-    ) -> None:
-        self._rt, self._fn, self._stats, self._plan = rt, fn, stats, plan
-
-    def __call__(
-        self,
-        chunk: list[tuple[Any, ...]],
-        results: list[Any],
-        error: BaseException | None,
-        wall_s: float,
-        cpu_s: float,
-    ) -> tuple[int, int]:
-        if error is None and chunk and wall_s > 0:
-            n = len(chunk)
-            per_item = replace(self._stats, compute_s=wall_s / n, cpu_s=cpu_s / n)
-            learn(self._rt, self._fn, per_item)
-        return self._plan
 
 
 def straight_to_threads(rt: Runtime, request: MapRequest, known: Known) -> Iterator[Any] | None:

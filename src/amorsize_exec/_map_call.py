@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision, callable_name
-from ._head_start import Known, LessonFromWorkers, learn, send_ahead, straight_to_threads
+from ._head_start import Known, learn, send_ahead, straight_to_threads
 from ._sampler import Sample, pickling_problem
+from ._worker_lesson import LessonFromWorkers
 
 if TYPE_CHECKING:
     from ._lanes import MapRequest
@@ -182,7 +183,7 @@ class MapCall:
         decision = plan.decision
         if decision.lane != "serial" and plan.starting is None:
             args = zip(*self._iterators, strict=False)  # what the sample left
-            tail = self._tail(args, decision, sampled.sample.stats)
+            tail = self._tail(args, decision, sampled.sample.stats, sampled.remaining)
             return itertools.chain(sampled.sample.replay(), *sampled.sent, tail)
         batches = self._in_process(
             sampled.sample,
@@ -305,23 +306,26 @@ class MapCall:
                     "map", fn, decision, stats=stats, profile=profile, total=None, remaining=left
                 )
                 args = source if not single else zip(source)
-                yield self._tail(args, decision, stats)
+                yield self._tail(args, decision, stats, left)
                 return
         finally:
             if starting is not None:
                 starting.lease.release()
 
     def _tail(
-        self, args: Iterator[tuple[Any, ...]], decision: Decision, stats: SampleStats | None
+        self,
+        args: Iterator[tuple[Any, ...]],
+        decision: Decision,
+        stats: SampleStats | None,
+        left: int | None,
     ) -> Iterator[Any]:
-        """The rest in the decided lane; a pool's first chunk corrects what fn's later maps
-        assume about its items (``LessonFromWorkers``)."""
-        rt = self._rt
+        """The rest (``left`` items, if known) in the decided lane; a pool's first chunks
+        correct the chunk size and what fn's later maps assume (``LessonFromWorkers``)."""
+        rt, options = self._rt, self._options
         if decision.lane != "process" or stats is None:
-            return rt.lane(decision.lane).run(self._fn, args, decision, self._options)
-        plan = decision.chunksize, self._options.window(decision, rt.settings)
-        lesson = LessonFromWorkers(rt, self._fn, stats, plan)
-        return rt.processes.run(self._fn, args, decision, self._options, observer=lesson)
+            return rt.lane(decision.lane).run(self._fn, args, decision, options)
+        lesson = LessonFromWorkers(rt, self._fn, stats, decision, options=options, remaining=left)
+        return rt.processes.run(self._fn, args, decision, options, observer=lesson)
 
     def _record_input_ended(self, starting: PoolStart, ran: int) -> None:
         """The input ended before the pool answered: everything ran in-process after all."""
