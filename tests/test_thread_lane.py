@@ -272,3 +272,21 @@ def test_a_map_of_cpu_work_never_runs_on_threads(fn: Any, n: int, lane: str) -> 
         decision = ex.last_decision
     assert decision is not None
     assert decision.lane == lane, decision.summary()
+
+
+def cheap_then_dear(x: int) -> int:
+    """CPU work: 0.2 ms for the first 20 items, 3 ms after."""
+    spin(0.0002 if x < 20 else 0.003)
+    return x
+
+
+@pytest.mark.timeout(60)
+def test_a_serial_run_of_cpu_items_dearer_than_sampled_never_moves_to_threads() -> None:
+    # No length: the run starts here and re-checks as its work doubles. The re-check once set
+    # the run's wall time (3 ms items) against the sample's CPU time (0.2 ms items): the items
+    # seemed to wait 90% and went to threads. A pool costs too much here (its start: 100 s).
+    with AutoExecutor(probe=FakeProbe(make_profile(usable_cpus=2, pool_start_s=100.0))) as ex:
+        assert list(ex.map(cheap_then_dear, iter(range(150)))) == list(range(150))
+        decision = ex.last_decision
+    assert decision is not None
+    assert decision.lane == "serial", decision.summary()

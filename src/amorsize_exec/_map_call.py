@@ -218,8 +218,12 @@ class MapCall:
         yield from sent  # results of items sent ahead to the pool during the sample
         done = sampled = stats.items if stats else 0
         spent_s = stats.work_s if stats else 0.0
+        # CPU time too: a re-check that set the run's wall time against the sample's CPU time
+        # saw heterogeneous CPU items "wait" (lognormal 0.1-20 ms: "36%") and chose threads.
+        spent_cpu_s = stats.cpu_s * done if stats else 0.0
         next_check_s = max(s.recheck_first_s, 2.0 * spent_s)
         per_item_s = stats.compute_s if stats else 0.0
+        cpu_item_s = stats.cpu_s if stats else 0.0
         single = len(self._iterators) == 1
         source: Iterator[Any] = (
             self._iterators[0] if single else zip(*self._iterators, strict=False)
@@ -230,20 +234,19 @@ class MapCall:
                 size = _batch_size(until_s, per_item_s, s.serial_batch_max_items)
                 batch = rt.serial.batch(fn, source, size, single=single)
                 if batch is None:  # the input has ended
-                    if stats is not None and done > sampled and stats.compute_s > 0:
-                        scale = per_item_s / stats.compute_s  # what fn's next map assumes
-                        run = replace(stats, compute_s=per_item_s, cpu_s=stats.cpu_s * scale)
-                        learn(rt, fn, run)
+                    if stats is not None and done > sampled:  # what fn's next map assumes
+                        learn(rt, fn, replace(stats, compute_s=per_item_s, cpu_s=cpu_item_s))
                     if starting is not None:
                         self._record_input_ended(starting, done - sampled)
                     elif warm_up_after and not rt.closed:
                         rt.processes.warm_up(warm_up_after)
                     return
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 yield from batch
                 spent_s += time.perf_counter() - started
+                spent_cpu_s += time.process_time() - cpu_started
                 done += size
-                per_item_s = spent_s / done
+                per_item_s, cpu_item_s = spent_s / done, spent_cpu_s / done
                 if stats is None or not stats.picklable or not self._wanted():
                     continue
                 if starting is None and spent_s < next_check_s:
@@ -261,7 +264,7 @@ class MapCall:
                 horizon = left if left is not None else _cost_model.horizon_for_unknown_length(done)
                 decide_now = functools.partial(
                     rt.planner.decide,
-                    replace(stats, compute_s=per_item_s, items=done),
+                    replace(stats, compute_s=per_item_s, cpu_s=cpu_item_s, items=done),
                     horizon,
                     self._options.chunksize,
                     sample,
