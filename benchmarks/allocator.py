@@ -1,0 +1,64 @@
+"""Why a thread pool "wins" big_results warm: ``python -m benchmarks.allocator [--rounds N]``.
+
+``make_blob`` returns 1 MB of fresh memory per item. In one warm process, the loop on the main
+thread, the same loop on one long-lived thread, and ``ThreadPoolExecutor(w).map`` for a few
+``w``, interleaved round by round (medians). If one thread alone beats the loop several times
+over, the thread pools' gain is the allocator (glibc gives the main thread's freed heap back to
+the system at each call and faults it in again; a thread's arena keeps its pages), not
+parallelism: AutoExecutor, which runs serial work on the caller's thread as the loop does, does
+not chase it (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from benchmarks.workloads import make_blob
+
+N = 200
+
+
+def _time(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    out = call()
+    elapsed = time.perf_counter() - started
+    del out
+    return elapsed
+
+
+def _pool_map(pool: ThreadPoolExecutor) -> Callable[[], Any]:
+    return lambda: list(pool.map(make_blob, range(N)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    one = ThreadPoolExecutor(1)
+    pools = {w: ThreadPoolExecutor(w) for w in (2, 4)}
+    contenders: dict[str, Callable[[], Any]] = {
+        "loop (main thread)": lambda: list(map(make_blob, range(N))),
+        "loop on one thread": lambda: one.submit(lambda: list(map(make_blob, range(N)))).result(),
+        **{f"ThreadPoolExecutor({w}).map": _pool_map(p) for w, p in pools.items()},
+    }
+    for call in contenders.values():  # warm: every thread started, every arena used once
+        _time(call)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(args.rounds):
+        for name, call in contenders.items():
+            times[name].append(_time(call))
+    print(f"{N} x make_blob (1 MB each), one warm process, medians of {args.rounds} rounds:")
+    for name, values in times.items():
+        print(f"  {name:30} {statistics.median(values) * 1e3:7.1f} ms")
+    one.shutdown()
+    for pool in pools.values():
+        pool.shutdown()
+
+
+if __name__ == "__main__":
+    main()
