@@ -69,3 +69,15 @@ def test_the_callers_chunksize_is_never_changed(executor: AutoExecutor) -> None:
         rt, square_after_spin, sampled(0.092), decision, options=options, remaining=199
     )
     assert feed(lesson, [0.092, 0.090, 0.0009, 0.0011])[3] == (1, 4)
+
+
+def test_items_done_alone_never_shrink_the_chunks(executor: AutoExecutor) -> None:
+    # 369 items planned in chunks of 47 (1 ms each); 4 chunks later 181 are left, for which the
+    # model would cut chunks of 23: the item time did not move, so neither does the plan.
+    rt = executor._runtime
+    decision = Decision("process", 2, 47, 1.8, 1.8, "369 items x 1 ms")
+    lesson = LessonFromWorkers(
+        rt, square_after_spin, sampled(0.001), decision, options=OPTIONS, remaining=369
+    )
+    plans = [lesson([(0,)] * 47, [0] * 47, None, 0.047 * f, 0.047 * f) for f in (1.3, 1.2, 1, 1)]
+    assert plans[3] == (47, OPTIONS.window(decision, rt.settings))

@@ -73,13 +73,14 @@ class LessonFromWorkers:
         learn(self._rt, self._fn, replace(self._stats, compute_s=item_s, cpu_s=cpu_item_s))
         if self._options.chunksize is not None:
             return self._plan(decision)
+        settings, cv = self._rt.settings, self._stats.cv
+        # Judged on the plan's own horizon: only the item time may move it, not the items done.
+        at_plan = _cost_model.choose_chunksize(item_s, self._remaining, workers, cv, settings)
+        if 1 / _REPLAN_FACTOR <= at_plan / decision.chunksize <= _REPLAN_FACTOR:
+            return self._plan(decision)
         done = sum(n for _, _, n in self._seen)
         left = None if self._remaining is None else max(1, self._remaining - done)
-        settings = self._rt.settings
-        chunksize = _cost_model.choose_chunksize(item_s, left, workers, self._stats.cv, settings)
-        ratio = chunksize / decision.chunksize
-        if 1 / _REPLAN_FACTOR <= ratio <= _REPLAN_FACTOR:
-            return self._plan(decision)
+        chunksize = _cost_model.choose_chunksize(item_s, left, workers, cv, settings)
         sampled = _cost_model.format_seconds(self._stats.compute_s)
         why = (
             f"re-planned after {len(self._seen)} chunks: items take "
