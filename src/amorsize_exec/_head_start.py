@@ -129,16 +129,8 @@ class ThreadRecheck:
             "runs one chunk at a time"
         )
         logger.info("map(%s): %s", getattr(self._fn, "__qualname__", self._fn), why)
-        record, chunksize = rt.last_decision, self._plan[0]
-        rt.record(
-            "map",
-            self._fn,
-            Decision("thread", 1, chunksize, 1.0, 1.0, why),
-            stats=None if record is None else record.stats,
-            profile=None if record is None else record.profile,
-            total=None if record is None else record.items_total,
-            remaining=None,
-        )
+        chunksize = self._plan[0]
+        rt.revise(self._fn, Decision("thread", 1, chunksize, 1.0, 1.0, why))
         return chunksize, 1
 
 

@@ -333,16 +333,8 @@ class MapCall:
     def _record_input_ended(self, starting: PoolStart, ran: int) -> None:
         """The input ended before the pool answered: everything ran in-process after all."""
         why = f"the input ended ({ran} more items ran here) before the pool had started"
-        record = self._rt.last_decision
-        self._rt.record(
-            "map",
-            self._fn,
-            Decision.serial(why, speedup_at_two=starting.decision.speedup_at_two),
-            stats=None if record is None else record.stats,
-            profile=None if record is None else record.profile,
-            total=None if record is None else record.items_total,
-            remaining=None if record is None else record.items_remaining,
-        )
+        serial = Decision.serial(why, speedup_at_two=starting.decision.speedup_at_two)
+        self._rt.revise(self._fn, serial)
 
 
 @dataclass

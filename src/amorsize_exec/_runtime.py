@@ -146,6 +146,21 @@ class Runtime:
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s", record.summary())
 
+    def revise(self, fn: Callable[..., Any], decision: Decision) -> None:
+        """Record ``decision`` for a map under way in place of its last one, on the same
+        figures (the map changed course: its input ended early, its items stopped waiting,
+        its chunks were re-planned)."""
+        last = self.last_decision
+        self.record(
+            "map",
+            fn,
+            decision,
+            stats=None if last is None else last.stats,
+            profile=None if last is None else last.profile,
+            total=None if last is None else last.items_total,
+            remaining=None if last is None else last.items_remaining,
+        )
+
     def record_submit_decision(self, name: str, decision: Decision) -> None:
         self.record(
             "submit",

@@ -90,16 +90,8 @@ class LessonFromWorkers:
         logger.info("map(%s): %s", getattr(self._fn, "__qualname__", self._fn), why)
         new = replace(decision, chunksize=chunksize, reason=f"{why}; {decision.reason}")
         record = self._rt.last_decision
-        if record is not None and record.decision == decision:
-            self._rt.record(
-                "map",
-                self._fn,
-                new,
-                stats=record.stats,
-                profile=record.profile,
-                total=record.items_total,
-                remaining=record.items_remaining,
-            )
+        if record is not None and record.decision == decision:  # not another map's since
+            self._rt.revise(self._fn, new)
         return self._plan(new)
 
     def _plan(self, decision: Decision) -> tuple[int, int]:
