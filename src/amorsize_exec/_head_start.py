@@ -17,7 +17,8 @@ this executor's previous map (``Planner.last_stats``) or an earlier run of the s
   (``_worker_lesson``), which replaces a sample that ran beside items sent ahead or was one
   slow first call.
 
-The head start only starts work early: the decision is still taken on this map's own sample.
+An earlier figure is never trusted blindly: a map that sent items ahead still decides on its
+own sample, and an unsampled thread run is re-checked by its own first chunk.
 """
 
 from __future__ import annotations
