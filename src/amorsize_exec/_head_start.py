@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision
+from ._stats import mostly_waits
 
 if TYPE_CHECKING:
     from ._lanes import MapRequest
@@ -59,7 +60,7 @@ class Known:
     def mostly_waited(self, cpu_fraction: float) -> bool:
         """Whether the items mostly waited (CPU under ``cpu_fraction`` of their wall time)."""
         stats = self.stats
-        return stats is not None and stats.cpu_s < cpu_fraction * stats.compute_s
+        return stats is not None and mostly_waits(stats.cpu_s, stats.compute_s, cpu_fraction)
 
 
 def learn(rt: Runtime, fn: Callable[..., Any], stats: SampleStats) -> None:
@@ -119,7 +120,7 @@ class ThreadRecheck:
             return self._plan
         rt, n, known = self._rt, len(chunk), self._stats
         cpu_item_s = cpu_s / n
-        if cpu_item_s < rt.settings.waiting_cpu_fraction * known.compute_s:
+        if mostly_waits(cpu_item_s, known.compute_s, rt.settings.waiting_cpu_fraction):
             learn(rt, self._fn, replace(known, items=n, compute_s=wall_s / n, cpu_s=cpu_item_s))
             return self._plan
         # Work now: alone, an item would take about its CPU time.

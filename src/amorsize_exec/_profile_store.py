@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import Settings, cache_dir
-from ._stats import SampleStats
+from ._stats import SampleStats, mostly_waits
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class ProfileStore:
             self._write(entries)
 
     def _waits(self, cpu_s: float | None, compute_s: float) -> bool:
-        return cpu_s is not None and cpu_s < self._waits_below * compute_s
+        return cpu_s is not None and mostly_waits(cpu_s, compute_s, self._waits_below)
 
     def _key(self, fn: Callable[..., Any]) -> str | None:
         try:

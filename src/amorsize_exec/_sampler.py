@@ -23,7 +23,7 @@ from ._backends._blas import single_thread
 from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
-from ._stats import Measurements, SampleStats, stats_from_measurements
+from ._stats import Measurements, SampleStats, mostly_waits, stats_from_measurements
 
 Clock = Callable[[], float]
 _SCHEDSTAT = "/proc/thread-self/schedstat"
@@ -173,8 +173,13 @@ class Sampler:
                 count >= enough_waiting
                 and measured >= s.sample_min_s
                 and not m.batch_items
-                and all(c < s.waiting_cpu_fraction * w for c, w in zip(m.cpu, m.wall, strict=True))
-                and sum(m.cpu) + self._ready_clock() - ready0 < s.waiting_cpu_fraction * measured
+                and all(
+                    mostly_waits(c, w, s.waiting_cpu_fraction)
+                    for c, w in zip(m.cpu, m.wall, strict=True)
+                )
+                and mostly_waits(
+                    sum(m.cpu) + self._ready_clock() - ready0, measured, s.waiting_cpu_fraction
+                )
             ):
                 break  # every item mostly waited (each: an odd first call cannot pass for all)
             tiny = measured / count < s.batch_timing_below_s

@@ -84,6 +84,13 @@ class SampleStats:
         return min(self.compute_s, self.cpu_s + self.ready_s)
 
 
+def mostly_waits(cpu_s: float, wall_s: float, cpu_fraction: float) -> bool:
+    """Whether work that took ``wall_s`` mostly waited: its CPU time is under ``cpu_fraction``
+    of it (``Settings.waiting_cpu_fraction``). The one test for the sampler, the head start, the
+    thread lane's re-check and the profile store."""
+    return cpu_s < cpu_fraction * wall_s
+
+
 @dataclass
 class Measurements:
     """Timings as the sampler (or the workers) took them: single items, and batches timed as one."""
