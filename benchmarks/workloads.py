@@ -203,6 +203,12 @@ def _hetero_costs(n: int = 500, seed: int = 12345) -> list[float]:
     return [min(20.0, max(0.1, rng.lognormvariate(0.5, 1.2))) for _ in range(n)]
 
 
+def _sorted_tail_costs(n: int = 1000) -> list[float]:
+    """Costs in ms of a sorted input: 1 ms items, then a last tenth at 20 ms each."""
+    tail = n // 10
+    return [1.0] * (n - tail) + [20.0] * tail
+
+
 def _blobs(n: int) -> list[bytes]:
     return [bytes((i % 256,)) * _MB for i in range(n)]
 
@@ -265,6 +271,13 @@ WORKLOADS: dict[str, Workload] = {
             500,
             "lognormal 0.1-20 ms x 500 (seeded)",
             quick=True,
+        ),
+        Workload(
+            "sorted_tail",
+            spin_var,
+            _sorted_tail_costs,
+            1000,
+            "sorted input: 1 ms x 900, then 20 ms x 100 (the sample sees only the head)",
         ),
         Workload(
             "big_args",

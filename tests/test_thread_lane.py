@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from _workloads import double, join_lane_threads, sleep_then_return, spin, square_after_spin
 from amorsize_exec import AutoExecutor, Settings, decide
-from amorsize_exec._cost_model import plan_threads, predict_threads_s
+from amorsize_exec._cost_model import expect_threads_s, plan_threads, predict_threads_s
 from amorsize_exec._sampler import Sampler
 from amorsize_exec._stats import SampleStats
 from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
@@ -50,6 +50,34 @@ def test_sleeping_items_take_the_thread_cap() -> None:
     assert (d.lane, d.workers, d.chunksize) == ("thread", 32, 1), d.reason
     assert d.predicted_speedup > 10
     assert "wait" in d.reason
+
+
+def test_the_predicted_speedup_counts_rounds_of_waits() -> None:
+    # 197 sleeps of 10 ms on 32 threads: 7 rounds (70 ms), plus 32 starts and 197 chunks,
+    # not the sum the thread count is chosen on (it adds the CPU to the waits: ~85 ms).
+    sleeps = stats(0.010, 2e-5)
+    d = decide(sleeps, TWO_CORES, SETTINGS, 197, thread_cap=32)
+    assert (d.workers, d.chunksize) == (32, 1)
+    expected_s = 7 * 0.010 + 32 * SETTINGS.thread_start_s + 197 * SETTINGS.thread_chunk_overhead_s
+    assert d.predicted_speedup == pytest.approx(197 * 0.010 / expected_s)
+    assert d.predicted_speedup > 197 * 0.010 / predict_threads_s(sleeps, SETTINGS, 197, 32, 1)
+
+
+@given(
+    compute_s=st.floats(1e-5, 1.0),
+    wait=st.floats(0.0, 1.0),
+    n=st.integers(1, 10_000),
+    threads=st.integers(1, 64),
+    chunksize=st.integers(1, 100),
+)
+def test_the_expected_thread_time_never_beats_the_gil_or_the_cores(
+    compute_s: float, wait: float, n: int, threads: int, chunksize: int
+) -> None:
+    s = stats(compute_s, compute_s * (1.0 - wait))
+    t = expect_threads_s(s, SETTINGS, n, threads, chunksize)
+    assert t >= n * s.busy_s  # the CPU part stays serial
+    assert t >= n * compute_s / threads * (1 - 1e-12)  # no thread runs two items at once
+    assert t >= min(n, chunksize) * compute_s * (1 - 1e-12)  # one chunk runs on one thread
 
 
 def test_half_waiting_items_go_to_threads_at_under_2x() -> None:

@@ -19,7 +19,13 @@ from typing import Any
 
 from ._backends import reset_default_pools
 from ._config import Settings
-from ._cost_model import format_seconds, plan_threads, predict_parallel_s, predict_serial_s
+from ._cost_model import (
+    expect_threads_s,
+    format_seconds,
+    plan_threads,
+    predict_parallel_s,
+    predict_serial_s,
+)
 from ._decision import DecisionRecord
 from ._executor import AutoExecutor
 from ._machine import default_probe
@@ -93,7 +99,8 @@ def _predictions(record: DecisionRecord) -> list[dict[str, Any]]:
     settings = Settings.from_env()
     threads = plan_threads(stats, settings, n, settings.thread_lane_max_threads)
     if threads is not None:
-        seconds, count, chunksize = threads
+        _, count, chunksize = threads
+        seconds = expect_threads_s(stats, settings, n, count, chunksize)
         rows.append(
             {"lane": "thread", "workers": count, "chunksize": chunksize, "seconds": seconds}
         )
