@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from amorsize_exec import Settings, decide
-from amorsize_exec._cost_model import worker_item_s
+from amorsize_exec._cost_model import parent_spin_s, predict_parallel_s, worker_item_s
 from amorsize_exec._sampler import Sampler
 from amorsize_exec._stats import SampleStats
 from amorsize_exec.testing import FakeClock, make_profile
@@ -50,6 +50,43 @@ def test_a_one_thread_time_is_what_a_one_core_worker_takes() -> None:
     assert worker_item_s(stats, TWO_CORES, 1) == pytest.approx(0.0032)  # both cores: as sampled
     d = decide(stats, TWO_CORES, SETTINGS, 96)
     assert (d.lane, d.workers) == ("process", 2), d.reason
+
+
+def solve_like() -> SampleStats:
+    """As sampled for a 200x200 matmul + solve on 2 OpenBLAS threads, in a fresh interpreter:
+    0.74 ms wall at twice the CPU, 0.75 ms on one thread (its decision: 1.37x predicted)."""
+    return SampleStats(
+        items=4,
+        compute_s=0.00074,
+        cpu_s=0.00148,
+        cv=0.03,
+        max_s=0.0008,
+        arg_bytes=20.0,
+        result_bytes=20.0,
+        serialize_s=2e-6,
+        pickling_measured=True,
+        single_thread_s=0.00075,
+    )
+
+
+def test_the_samples_spinning_blas_threads_cost_a_pool_on_every_core() -> None:
+    spinning = make_profile(usable_cpus=2, pool_start_s=0.02, blas_spin_s=0.1)
+    # One thread spins 100 ms on one of the two cores both workers use: 50 ms more each.
+    assert parent_spin_s(solve_like(), spinning, 2) == pytest.approx(0.05)
+    with_spin = predict_parallel_s(solve_like(), spinning, 197, 2, 25, spawn_s=0.02)
+    without = predict_parallel_s(solve_like(), TWO_CORES, 197, 2, 25, spawn_s=0.02)
+    assert with_spin - without == pytest.approx(0.05)
+    # 146 ms of loop: 1.37x predicted without the spin; it ran at 0.9x its loop (cold).
+    assert decide(solve_like(), TWO_CORES, SETTINGS, 197).lane == "process"
+    assert decide(solve_like(), spinning, SETTINGS, 197).lane == "serial"
+
+
+def test_spinning_threads_cost_nothing_on_spare_cores_or_after_one_core_items() -> None:
+    four_cores = make_profile(usable_cpus=4, blas_spin_s=0.1)
+    assert parent_spin_s(solve_like(), four_cores, 2) == 0.0  # two cores left to the spin
+    assert parent_spin_s(solve_like(), four_cores, 4) == pytest.approx(0.1 / 4)
+    one_core = make_profile(usable_cpus=2, blas_spin_s=0.1)
+    assert parent_spin_s(svd_like(single_thread_s=0.0), one_core, 2) == 0.0  # not timed alone
 
 
 def test_items_on_several_cores_get_one_more_timed_on_one_thread() -> None:

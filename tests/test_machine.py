@@ -1,16 +1,22 @@
 """``SystemProbe``: the cheap profile reads only what decisions use; the rest waits for
-calibration (on a fake pool here: no test calibrates the machine)."""
+calibration (on a fake pool here: no test calibrates the machine), which later runs read from
+the cache file."""
 
 from __future__ import annotations
 
+import json
+import time
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
 import amorsize_exec._machine as machine
+import amorsize_exec._profile_store as profile_store
 from amorsize_exec import Settings, SystemProbe
+from amorsize_exec._profile_store import ProfileStore
 
 
 class _Refuse:
@@ -84,3 +90,66 @@ def test_default_probe_is_one_per_process_until_reset() -> None:
     assert machine.default_probe() is first
     machine.reset_default_probe()
     assert machine.default_probe() is not first
+
+
+# --- the calibration, remembered across runs ------------------------------------------------
+
+
+def _store(path: Path) -> ProfileStore:
+    """The cache file as a new process reads it (nothing held in memory from another)."""
+    return ProfileStore(path, costly_s=0.005, waits_below=0.5)
+
+
+def test_a_later_run_uses_the_remembered_calibration(tmp_path: Path) -> None:
+    first_pools, later_pools = _Pools(), _Pools()
+    measured = SystemProbe(
+        Settings(), pools=first_pools, store=_store(tmp_path / "p.json")
+    ).calibrated_profile()  # type: ignore[arg-type]
+    later = SystemProbe(
+        Settings(), pools=later_pools, store=_store(tmp_path / "p.json")
+    ).calibrated_profile()  # type: ignore[arg-type]
+    assert (first_pools.leases, later_pools.leases) == (1, 0)  # no pool: read from the file
+    assert later.calibrated
+    assert later.chunk_roundtrip_s == measured.chunk_roundtrip_s
+    assert later.ipc_s_per_byte == measured.ipc_s_per_byte
+    assert later.pool_start_s == measured.pool_start_s  # measured cold (the fake lease is cold)
+    assert later.physical_cores == psutil.cpu_count(logical=False)
+
+
+def test_a_calibration_older_than_a_day_is_measured_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    SystemProbe(Settings(), pools=_Pools(), store=_store(tmp_path / "p.json")).calibrated_profile()  # type: ignore[arg-type]
+    now = time.time()
+    monkeypatch.setattr(profile_store.time, "time", lambda: now + 25 * 3600)
+    pools = _Pools()
+    SystemProbe(Settings(), pools=pools, store=_store(tmp_path / "p.json")).calibrated_profile()  # type: ignore[arg-type]
+    assert pools.leases == 1
+
+
+@pytest.mark.parametrize(
+    "calibration",
+    [
+        {"figures": {"chunk_roundtrip_s": -1.0, "ipc_s_per_byte": 1e-9}, "saved": 0},
+        {"figures": {"chunk_roundtrip_s": "fast"}, "saved": "now"},
+        {"figures": {"ipc_s_per_byte": 1e-9}},
+        "not a dict",
+    ],
+)
+def test_a_corrupt_calibration_is_measured_again(tmp_path: Path, calibration: object) -> None:
+    path = tmp_path / "p.json"
+    SystemProbe(Settings(), pools=_Pools(), store=_store(path)).calibrated_profile()  # type: ignore[arg-type]
+    data = json.loads(path.read_text())
+    data["calibration"] = calibration
+    path.write_text(json.dumps(data))
+    pools = _Pools()
+    SystemProbe(Settings(), pools=pools, store=_store(path)).calibrated_profile()  # type: ignore[arg-type]
+    assert pools.leases == 1
+
+
+def test_without_remembered_profiles_every_run_measures() -> None:
+    for _ in range(2):
+        pools = _Pools()
+        nowhere = ProfileStore(None, costly_s=0.005, waits_below=0.5)
+        SystemProbe(Settings(), pools=pools, store=nowhere).calibrated_profile()  # type: ignore[arg-type]
+        assert pools.leases == 1

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from _workloads import double, join_lane_threads, sleep_then_return, spin, square_after_spin
 from amorsize_exec import AutoExecutor, Settings, decide
-from amorsize_exec._cost_model import expect_threads_s, plan_threads, predict_threads_s
+from amorsize_exec._cost_threads import expect_threads_s, plan_threads, predict_threads_s
 from amorsize_exec._sampler import Sampler
 from amorsize_exec._stats import SampleStats
 from amorsize_exec.testing import FakeClock, FakeProbe, make_profile

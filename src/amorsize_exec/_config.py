@@ -85,6 +85,11 @@ class Settings:
     #: its first answer: 12-16 ms from the first task (5 fresh interpreters, quiet 2 cores,
     #: against 220-268 ms for loky's fork+exec), plus the parent's launch of the pool.
     prior_fork_start_s: float = 0.02
+    #: How long a BLAS thread pool's idle threads spin after the last call, each taking a core
+    #: (OpenBLAS's default THREAD_TIMEOUT, 2^28 cycles; OpenMP's blocktime is 0.2 s): after a
+    #: 200x200 ``solve`` or SVD on 2 OpenBLAS threads, the process burned one core for 100-105
+    #: ms (4 runs). A pool started after such a sample shares the cores with that spin.
+    prior_blas_spin_s: float = 0.1
     #: Extra start cost per worker beyond two (parent-side launch of one more interpreter); a
     #: guess: the 2-core benchmark machine never starts more than two.
     worker_launch_s: float = 0.005

@@ -7,27 +7,20 @@ Predicted parallel time of ``n`` items on ``w`` workers with chunks of ``c`` ite
                 + n * (s + b * ipc)                   # the parent pickles and pipes every item
                 + (n * (t + s) + k * (rt + f)) / w    # the workers' share
                 + c * t * (1 + cv) / 2                # tail: the last chunk finishing alone
+                + T_spin * e / w                      # the sample's BLAS threads still spinning
                 - m * min(T_pool / n, t / share)      # items the parent runs while workers start
     m           = min(n, T_spawn(w) * share / t)
     T_serial    = n * t
 
 with ``t`` compute per item, ``s`` serialization per item, ``b`` pickled bytes per item,
 ``rt`` the chunk round trip, ``f`` the cost of pickling the function (sent with each chunk),
-``T_pool`` the three middle terms, and ``share`` the part of a core the parent keeps while
+``T_pool`` the four middle terms, ``e`` the cores the sample's idle BLAS threads take from
+the workers (``parent_spin_s``), and ``share`` the part of a core the parent keeps while
 workers start (it goes on running items in-process until the pool answers). The card's rule:
 a pool only if 2 workers reach ``Settings.min_speedup``.
 
-The thread lane (items that wait: ``u`` CPU seconds of each item's ``t``) on ``k`` threads,
-as the choice of ``k`` sees it (``predict_threads_s``)::
-
-    T_thr(k, c) = n * u + n * (t - u) / k   # the GIL runs one thread's Python; waits overlap
-                + k * T_thread + k' * o      # thread starts; the consumer's cost per chunk
-                + c * t / 2                  # tail
-
-It is taken only if it reaches ``min_speedup`` too, and beats the best pool. The speedup it
-then predicts comes from the time the chosen plan is expected to take (``expect_threads_s``):
-``max(n * u, ceil(k' / k) * c * t)`` plus the same starts and per-chunk costs, since the GIL's
-share and the threads' rounds of waits overlap.
+The thread lane's arithmetic is ``_cost_threads``'s; its plan is taken only if it reaches
+``min_speedup`` too, and beats the best pool.
 """
 
 from __future__ import annotations
@@ -35,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
+from ._cost_threads import expect_threads_s, plan_threads
 from ._decision import Decision
 
 if TYPE_CHECKING:
@@ -106,77 +100,33 @@ def _pool_s(
     item_s = worker_item_s(stats, profile, workers)
     workers_s = (n * (item_s + stats.serialize_s) + chunks * per_chunk_s) / workers
     tail_s = chunksize * item_s * (1.0 + stats.cv) / 2.0
-    return parent_s + workers_s + tail_s
+    return parent_s + workers_s + tail_s + parent_spin_s(stats, profile, workers)
 
 
-def predict_threads_s(
-    stats: SampleStats, settings: Settings, n: int, threads: int, chunksize: int
-) -> float:
-    """Predicted wall time of ``n`` items on ``threads`` threads of this process (module doc).
+def parent_spin_s(stats: SampleStats, profile: MachineProfile, workers: int) -> float:
+    """What the sample's idle BLAS threads cost a pool: they spin on after its last item
+    (``MachineProfile.blas_spin_s``), each on a core that the workers then share.
 
-    CPU time, and time preempted (``busy_s``), counts as holding the GIL: work that releases
-    it (numpy) looks like pure CPU
-    and is never sent here, where it could still have gained (conservative on purpose). The
-    CPU and the waits add up rather than overlap perfectly (``max``): with just enough threads
-    to cover the waits, jitter leaves the GIL idle. With ``max``, 200 items of 5 ms wait and
-    3.4 ms CPU took 3 threads and ran 1.26x the best thread pool (16 threads, warm).
+    Without it a 200x200 ``solve`` x 200 (2 OpenBLAS threads, 2 cores) predicted 1.37x and ran
+    0.9x its loop, cold: the workers' first ~100 ms ran at half speed. Only items that ran on
+    several cores here count (``single_thread_s`` was timed), and only spinning threads beyond
+    the cores no worker uses.
     """
-    t = stats.compute_s
-    gil_s = n * stats.busy_s
-    overlapped_s = n * (t - stats.busy_s) / threads
-    chunks = math.ceil(n / chunksize)
-    overhead_s = threads * settings.thread_start_s + chunks * settings.thread_chunk_overhead_s
-    return gil_s + overlapped_s + overhead_s + chunksize * t / 2.0
-
-
-def expect_threads_s(
-    stats: SampleStats, settings: Settings, n: int, threads: int, chunksize: int
-) -> float:
-    """Wall time a thread plan is expected to take, for its predicted speedup.
-
-    The GIL's share and the rounds of waits overlap: a thread waits while another runs Python.
-    The sum that chooses the thread count (``predict_threads_s``) is kept there on purpose
-    (just enough threads lose to jitter), but predicted the wall time 20-60% long: ``time.sleep
-    (10 ms)`` x 200 on 32 threads, 7 rounds, took 74 ms where it predicted 105 ms.
-    """
-    chunks = math.ceil(n / chunksize)
-    rounds_s = math.ceil(chunks / threads) * chunksize * stats.compute_s
-    overhead_s = threads * settings.thread_start_s + chunks * settings.thread_chunk_overhead_s
-    return max(n * stats.busy_s, rounds_s) + overhead_s
-
-
-def plan_threads(
-    stats: SampleStats, settings: Settings, n: int, cap: int, chunksize: int | None = None
-) -> tuple[float, int, int] | None:
-    """The fastest thread plan for ``n`` items: ``(seconds, threads, chunksize)``; ``None`` if
-    fewer than 2 threads are possible. Threads are tried in powers of two up to ``cap``, and
-    the count that just covers the waits (``t / u``)."""
-    cap = min(cap, n)
-    if cap < 2:
-        return None
-    t = stats.compute_s
-    covering = math.ceil(t / max(stats.busy_s, _TINY_S))
-    counts = {min(cap, max(2, covering)), cap}
-    counts.update(k for k in (2, 4, 8, 16, 32, 64) if k < cap)
-    best: tuple[float, int, int] | None = None
-    for k in sorted(counts):
-        by_time = max(1, round(settings.thread_target_chunk_s / max(t, _TINY_S)))
-        by_balance = math.ceil(n / (k * settings.chunks_per_worker))
-        size = chunksize or max(1, min(by_time, by_balance))
-        plan = (predict_threads_s(stats, settings, n, k, size), k, size)
-        if best is None or plan[0] < best[0]:
-            best = plan
-    return best
+    if stats.single_thread_s <= 0 or stats.compute_s <= 0 or profile.blas_spin_s <= 0:
+        return 0.0
+    spinning = min(stats.cpu_s / stats.compute_s, float(profile.usable_cpus)) - 1.0
+    taken = max(0.0, spinning - max(0, profile.usable_cpus - workers))
+    return profile.blas_spin_s * taken / workers
 
 
 def _thread_decision(
     stats: SampleStats,
-    settings: Settings,
     plan: tuple[float, int, int],
     n: int,
     serial_s: float,
     speedup_at_two: float,
     *,
+    settings: Settings,
     why: str = "",
 ) -> Decision:
     _, threads, size = plan
@@ -299,7 +249,9 @@ def decide(
     if not stats.picklable:
         why = f"cannot use a pool: {stats.unpicklable_reason}"
         if threads is not None and threads_pay:
-            return _thread_decision(stats, settings, threads, n_remaining, serial_s, 0.0, why=why + "; ")
+            return _thread_decision(
+                stats, threads, n_remaining, serial_s, 0.0, settings=settings, why=why + "; "
+            )
         return Decision.serial(why)
     cap = min(allowed, n_remaining)
     if isolated:
@@ -308,7 +260,7 @@ def decide(
         )
     if cap < 2:
         if threads is not None and threads_pay:
-            return _thread_decision(stats, settings, threads, n_remaining, serial_s, 0.0)
+            return _thread_decision(stats, threads, n_remaining, serial_s, 0.0, settings=settings)
         why = "1 item left" if n_remaining < 2 else f"only {cap} worker allowed"
         return Decision.serial(f"no parallelism possible: {why}")
 
@@ -344,7 +296,9 @@ def decide(
     speedup_at_two = serial_s / time_at_two
     if speedup_at_two < settings.min_speedup:
         if threads is not None and threads_pay:
-            return _thread_decision(stats, settings, threads, n_remaining, serial_s, speedup_at_two)
+            return _thread_decision(
+                stats, threads, n_remaining, serial_s, speedup_at_two, settings=settings
+            )
         return Decision.serial(
             f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
             + _budget(stats, profile, n_remaining, size_at_two, start_note(2)),
@@ -356,7 +310,9 @@ def decide(
         if t < best_time:
             best_time, best_workers, best_size = t, workers, size
     if threads is not None and threads_pay and threads[0] < best_time:
-        return _thread_decision(stats, settings, threads, n_remaining, serial_s, speedup_at_two)
+        return _thread_decision(
+            stats, threads, n_remaining, serial_s, speedup_at_two, settings=settings
+        )
     return Decision(
         lane="process",
         workers=best_workers,

@@ -19,13 +19,8 @@ from typing import Any
 
 from ._backends import reset_default_pools
 from ._config import Settings
-from ._cost_model import (
-    expect_threads_s,
-    format_seconds,
-    plan_threads,
-    predict_parallel_s,
-    predict_serial_s,
-)
+from ._cost_model import format_seconds, predict_parallel_s, predict_serial_s
+from ._cost_threads import expect_threads_s, plan_threads
 from ._decision import DecisionRecord
 from ._executor import AutoExecutor
 from ._machine import default_probe

@@ -3,8 +3,10 @@
 ``profile()`` reads only what every decision needs, usable CPUs (~0.2 ms on a first call);
 physical cores and available memory (~1.1 ms more through psutil, and no decision uses them)
 are read with the costs (pool start, chunk round trip, pipe bandwidth), which are measured on a
-real pool only when a pool could win, once per probe instance. The calibration pool is a shared
-warm pool, so its start is not wasted: the run that needed the measurement then uses it.
+real pool only when a pool could win, once per probe instance, and kept on disk for a day
+(``ProfileStore.recall_calibration``): later runs of a script do not pay for them again. The
+calibration pool is a shared warm pool, so its start is not wasted: the run that needed the
+measurement then uses it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ import psutil
 from ._backends import PoolSpec, WorkerPools, default_pools
 from ._backends._worker import byte_length, noop
 from ._config import Settings
+from ._profile_store import ProfileStore
 
 _IPC_PROBE_BYTES = 1 << 20
 _ROUND_TRIPS = 7
+#: Costs that only a pool can measure, as ``MachineProfile`` fields (the starts: only when cold).
+_MEASURED_ALWAYS = ("chunk_roundtrip_s", "ipc_s_per_byte")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class MachineProfile:
         calibrated: ``True`` if the three costs were measured here, ``False`` if priors.
         fork_start_s: start of a cold 2-worker pool whose workers are forked, or ``None`` where
             pools never fork (not Linux); see ``forking()``.
+        blas_spin_s: how long this process's idle BLAS threads go on taking a core each after
+            its last call (a prior; 0: they never do).
     """
 
     usable_cpus: int
@@ -57,6 +64,7 @@ class MachineProfile:
     ipc_s_per_byte: float
     calibrated: bool = False
     fork_start_s: float | None = None
+    blas_spin_s: float = 0.0
 
     def spawn_s(self, workers: int) -> float:
         """Predicted start cost of a cold pool of ``workers``."""
@@ -86,11 +94,17 @@ class MachineProbe(Protocol):
 class SystemProbe:
     """Reads this machine with psutil and loky and calibrates on a real pool, lazily, once."""
 
-    def __init__(self, settings: Settings | None = None, pools: WorkerPools | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        pools: WorkerPools | None = None,
+        store: ProfileStore | None = None,
+    ) -> None:
         # Settings are read when first needed: an executor whose sample covers its whole input
         # never asks, and reading the environment costs ~0.1 ms.
         self._settings = settings
         self._pools = pools
+        self._store = store  # None: the settings' cache file
         self._lock = threading.Lock()
         self._profile: MachineProfile | None = None
         self._calibrated: MachineProfile | None = None
@@ -113,6 +127,7 @@ class SystemProbe:
                     fork_start_s=(
                         s.prior_fork_start_s if sys.platform.startswith("linux") else None
                     ),
+                    blas_spin_s=s.prior_blas_spin_s,
                 )
             return self._profile
 
@@ -120,16 +135,28 @@ class SystemProbe:
         base = self.profile()
         with self._lock:
             if self._calibrated is None:
-                self._calibrated = self._calibrate(
-                    replace(
-                        base,
-                        physical_cores=psutil.cpu_count(logical=False),
-                        memory_available_bytes=int(psutil.virtual_memory().available),
-                    )
+                base = replace(
+                    base,
+                    physical_cores=psutil.cpu_count(logical=False),
+                    memory_available_bytes=int(psutil.virtual_memory().available),
+                )
+                store = self._store or ProfileStore.for_settings(self._settings or Settings())
+                figures = store.recall_calibration()
+                if not all(name in figures for name in _MEASURED_ALWAYS):
+                    figures = self._calibrate(base)
+                    store.remember_calibration(figures)
+                self._calibrated = replace(
+                    base,
+                    chunk_roundtrip_s=figures["chunk_roundtrip_s"],
+                    ipc_s_per_byte=figures["ipc_s_per_byte"],
+                    pool_start_s=figures.get("pool_start_s", base.pool_start_s),
+                    fork_start_s=figures.get("fork_start_s", base.fork_start_s),
+                    calibrated=True,
                 )
             return self._calibrated
 
-    def _calibrate(self, base: MachineProfile) -> MachineProfile:
+    def _calibrate(self, base: MachineProfile) -> dict[str, float]:
+        """The pool costs measured now, by ``MachineProfile`` field (a start only if cold)."""
         pools = self._pools or default_pools()
         spec = PoolSpec(workers=min(2, base.usable_cpus))
         lease = pools.lease(spec)
@@ -145,17 +172,14 @@ class SystemProbe:
             )
         finally:
             lease.release()
+        figures = {
+            "chunk_roundtrip_s": roundtrip_s,
+            "ipc_s_per_byte": max(0.0, transfer_s - roundtrip_s) / _IPC_PROBE_BYTES,
+        }
         # A pool that was already warm tells nothing about a cold start: keep the prior.
-        if not lease.warm and lease.forked:
-            base = replace(base, fork_start_s=start_s)
-        elif not lease.warm:
-            base = replace(base, pool_start_s=start_s)
-        return replace(
-            base,
-            chunk_roundtrip_s=roundtrip_s,
-            ipc_s_per_byte=max(0.0, transfer_s - roundtrip_s) / _IPC_PROBE_BYTES,
-            calibrated=True,
-        )
+        if not lease.warm:
+            figures["fork_start_s" if lease.forked else "pool_start_s"] = start_s
+        return figures
 
     def reset(self) -> None:
         """Forget all measurements; the next call measures again."""

@@ -14,6 +14,11 @@ qualified name and bytecode (an edited function is a new entry); only functions 
 are costly enough to send ahead are written, and functions whose items mostly wait (one
 sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
 none, and the entry says so). ``Settings.remember_profiles = 0`` turns it off.
+
+The file also keeps the machine's measured pool costs (``recall_calibration``): measuring them
+takes 7 round trips and 3 one-megabyte transfers on the pool a map has just started, 30-80 ms
+while its second worker still boots, which a cold script paid on every run (a 200-item numpy
+map of ~170 ms then lost to its loop). They are trusted for ``_CALIBRATION_MAX_AGE_S``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ _FIELDS = (
 )
 #: An entry is rewritten only when the item time moved by more than this fraction.
 _REWRITE_CHANGE = 0.25
+#: Remembered pool costs older than this are measured again (a machine's load and kernel move).
+_CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
 
 class ProfileStore:
@@ -67,6 +74,7 @@ class ProfileStore:
         self._waits_below = waits_below  # CPU share under which an item mostly waits
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] | None = None  # read on first use
+        self._calibration: dict[str, Any] = {}  # the machine's pool costs, read with them
         #: Each function's key, hashed once (a map of a fresh executor asks for it).
         self._keys: weakref.WeakKeyDictionary[Callable[..., Any], str | None] = (
             weakref.WeakKeyDictionary()
@@ -142,6 +150,31 @@ class ProfileStore:
             entries[key]["saved"] = time.time()
             self._write(entries)
 
+    def recall_calibration(self) -> dict[str, float]:
+        """The pool costs an earlier run measured on this machine, by ``MachineProfile`` field
+        (empty: none, or older than a day)."""
+        if self.path is None:
+            return {}
+        with self._lock:
+            self._loaded()
+            saved = _number(self._calibration.get("saved"))
+            figures = self._calibration.get("figures")
+        if saved is None or not isinstance(figures, dict):
+            return {}
+        if not 0 <= time.time() - saved <= _CALIBRATION_MAX_AGE_S:
+            return {}
+        read = {name: _number(value) for name, value in figures.items() if isinstance(name, str)}
+        return {name: value for name, value in read.items() if value is not None}
+
+    def remember_calibration(self, figures: dict[str, float]) -> None:
+        """Keep the pool costs just measured (``MachineProfile`` fields) for later runs."""
+        if self.path is None or not figures:
+            return
+        with self._lock:
+            entries = self._loaded()
+            self._calibration = {"figures": dict(figures), "saved": time.time()}
+            self._write(entries)
+
     def _waits(self, cpu_s: float | None, compute_s: float) -> bool:
         return cpu_s is not None and mostly_waits(cpu_s, compute_s, self._waits_below)
 
@@ -174,6 +207,8 @@ class ProfileStore:
         if data.get("machine") != machine_key():
             logger.debug("remembered profiles %s ignored: another machine or Python", self.path)
             return {}
+        calibration = data.get("calibration")
+        self._calibration = calibration if isinstance(calibration, dict) else {}
         entries = data.get("entries")
         if not isinstance(entries, dict):
             return {}
@@ -187,7 +222,12 @@ class ProfileStore:
             )
             for key in newest[_MAX_ENTRIES:]:
                 del entries[key]
-        data = {"version": _VERSION, "machine": machine_key(), "entries": entries}
+        data = {
+            "version": _VERSION,
+            "machine": machine_key(),
+            "entries": entries,
+            "calibration": self._calibration,
+        }
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(
