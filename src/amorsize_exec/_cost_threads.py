@@ -33,10 +33,10 @@ def predict_threads_s(
 
     CPU time, and time preempted (``busy_s``), counts as holding the GIL: work that releases
     it (numpy) looks like pure CPU and is never sent here, where it could still have gained
-    (conservative on purpose). The
-    CPU and the waits add up rather than overlap perfectly (``max``): with just enough threads
-    to cover the waits, jitter leaves the GIL idle. With ``max``, 200 items of 5 ms wait and
-    3.4 ms CPU took 3 threads and ran 1.26x the best thread pool (16 threads, warm).
+    (conservative on purpose). The CPU and the waits add up rather than overlap perfectly
+    (``max``): with just enough threads to cover the waits, jitter leaves the GIL idle. With
+    ``max``, 200 items of 5 ms wait and 3.4 ms CPU took 3 threads and ran 1.26x the best
+    thread pool (16 threads, warm).
     """
     t = stats.compute_s
     gil_s = n * stats.busy_s

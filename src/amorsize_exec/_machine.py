@@ -140,7 +140,9 @@ class SystemProbe:
                     physical_cores=psutil.cpu_count(logical=False),
                     memory_available_bytes=int(psutil.virtual_memory().available),
                 )
-                store = self._store or ProfileStore.for_settings(self._settings or Settings())
+                store = self._store
+                if store is None:
+                    store = ProfileStore.for_settings(self._settings or Settings())
                 figures = store.recall_calibration()
                 if not all(name in figures for name in _MEASURED_ALWAYS):
                     figures = self._calibrate(base)
