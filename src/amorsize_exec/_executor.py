@@ -181,7 +181,7 @@ class AutoExecutor(Executor):
         if not iterators:
             return iter(())
         total = _known_length(iterables)
-        results = self._map(MapRequest(fn, iterators, total, options, _sliceable(iterables)))
+        results = self._map(MapRequest(fn, iterators, total, options))
         return with_progress(results, progress, total, self._lane_text)
 
     def _lane_text(self) -> str | None:
@@ -269,17 +269,6 @@ class AutoExecutor(Executor):
         rt.processes.shutdown(wait=wait)
         if rt.cluster is not None and wait:  # else a client we made closes when collected
             rt.cluster.shutdown()
-
-
-def _sliceable(iterables: tuple[Iterable[Any], ...]) -> list[Any] | tuple[Any, ...] | None:
-    """The one input if it is exactly a ``list`` or ``tuple`` (a subclass may index or iterate
-    its own way): serial batches are then slices of it, not ``islice`` over its iterator."""
-    if len(iterables) != 1:
-        return None
-    only = iterables[0]
-    if isinstance(only, (list, tuple)) and type(only) in (list, tuple):
-        return only
-    return None
 
 
 def _known_length(iterables: tuple[Iterable[Any], ...]) -> int | None:

@@ -228,12 +228,11 @@ class MapCall:
         source: Iterator[Any] = (
             self._iterators[0] if single else zip(*self._iterators, strict=False)
         )
-        sequence = self._request.sequence if single else None
         try:
             while True:
                 until_s = s.start_poll_s if starting is not None else next_check_s - spent_s
                 size = _batch_size(until_s, per_item_s, s.serial_batch_max_items)
-                batch = rt.serial.batch(fn, source, size, single=single, sequence=sequence)
+                batch = rt.serial.batch(fn, source, size, single=single)
                 if batch is None:  # the input has ended
                     if stats is not None and done > sampled:  # what fn's next map assumes
                         learn(rt, fn, replace(stats, compute_s=per_item_s, cpu_s=cpu_item_s))

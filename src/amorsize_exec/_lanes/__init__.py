@@ -52,9 +52,6 @@ class MapRequest:
     iterators: list[Iterator[Any]]  # one per input; what is not yet read
     total: int | None  # the input's length, if every input has one
     options: MapOptions
-    #: The one input, if it is a plain ``list`` or ``tuple``: serial batches are sliced from it
-    #: (``SerialLane.batch``), its iterator kept in step.
-    sequence: list[Any] | tuple[Any, ...] | None = None
 
     def args(self) -> Iterator[tuple[Any, ...]]:
         """The arguments not yet read, one tuple per item."""

@@ -40,28 +40,10 @@ class SerialLane:
 
     @staticmethod
     def batch(
-        fn: Callable[..., Any],
-        source: Iterator[Any],
-        size: int,
-        *,
-        single: bool,
-        sequence: list[Any] | tuple[Any, ...] | None = None,
-    ) -> tuple[Iterator[Any], ...] | None:
+        fn: Callable[..., Any], source: Iterator[Any], size: int, *, single: bool
+    ) -> tuple[Iterator[Any], Iterator[Any]] | None:
         """The next ``size`` items, for a run that re-plans between batches (``None``: the
-        input has ended). ``source`` yields items (``single``) or argument tuples.
-
-        If ``source`` is the iterator of ``sequence`` (a plain list or tuple), the batch is a
-        slice of it and the iterator is moved past it: ``map`` over a slice runs at the plain
-        loop's pace, over ``islice`` ~15% slower (1,000,000 x ``x*2``: 68.7 against 78.6 ms,
-        the loop 64.1 ms, medians of 15). A list that grows meanwhile is read as its iterator
-        would read it."""
-        if sequence is not None:
-            start = len(sequence) - source.__length_hint__()  # type: ignore[attr-defined]
-            items = sequence[start : start + size]
-            if not items:
-                return None
-            source.__setstate__(start + len(items))  # type: ignore[attr-defined]
-            return (map(fn, items),)
+        input has ended). ``source`` yields items (``single``) or argument tuples."""
         first: Any = next(source, _END)
         if first is _END:
             return None
