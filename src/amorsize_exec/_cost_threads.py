@@ -8,8 +8,12 @@ Items that wait (``u`` CPU seconds of each item's ``t``) on ``k`` threads, as th
                 + c * t / 2                  # tail
 
 The speedup a thread decision predicts comes from the time the chosen plan is expected to take
-(``expect_threads_s``): ``max(n * u, ceil(k' / k) * c * t)`` plus the same starts and per-chunk
-costs, since the GIL's share and the threads' rounds of waits overlap.
+(``expect_threads_s``)::
+
+    E_thr(k, c) = max(n * u + k * T_thread + k' * o,   # all that holds the GIL, one at a time
+                      ceil(k' / k) * c * t)            # rounds of chunks on k threads
+
+since the GIL's work and the threads' waits overlap.
 """
 
 from __future__ import annotations
@@ -51,15 +55,18 @@ def expect_threads_s(
 ) -> float:
     """Wall time a thread plan is expected to take, for its predicted speedup.
 
-    The GIL's share and the rounds of waits overlap: a thread waits while another runs Python.
-    The sum that chooses the thread count (``predict_threads_s``) is kept there on purpose
-    (just enough threads lose to jitter), but predicted the wall time 20-60% long: ``time.sleep
-    (10 ms)`` x 200 on 32 threads, 7 rounds, took 74 ms where it predicted 105 ms.
+    What holds the GIL (the items' CPU, starting the threads, the consumer's work per chunk)
+    runs one thing at a time, and overlaps the rounds of waits: a thread waits while another
+    runs Python. The sum that chooses the thread count (``predict_threads_s``) is kept there on
+    purpose (just enough threads lose to jitter), but predicted the wall time 20-60% long:
+    ``time.sleep(10 ms)`` x 200 on 32 threads, 7 rounds (71 ms), took 74 ms where it predicted
+    105 ms; 100 x (10 ms sleep, 1 MB result), 4 rounds (43 ms), took 42.5 ms warm.
     """
     chunks = math.ceil(n / chunksize)
+    gil_s = n * stats.busy_s + threads * settings.thread_start_s
+    gil_s += chunks * settings.thread_chunk_overhead_s
     rounds_s = math.ceil(chunks / threads) * chunksize * stats.compute_s
-    overhead_s = threads * settings.thread_start_s + chunks * settings.thread_chunk_overhead_s
-    return max(n * stats.busy_s, rounds_s) + overhead_s
+    return max(gil_s, rounds_s)
 
 
 def plan_threads(
