@@ -23,20 +23,25 @@ SETTINGS = Settings()
 TWO_CORES = make_profile(usable_cpus=2, pool_start_s=0.02)
 
 
-def svd_like(single_thread_s: float = 0.0) -> SampleStats:
-    """As sampled for a 200x200 SVD on 2 OpenBLAS threads: 3.2 ms wall, 6.3 ms CPU."""
+def sampled(compute_s: float, cpu_s: float, single_thread_s: float) -> SampleStats:
+    """Four items sampled in-process, small arguments and results, pickling measured."""
     return SampleStats(
         items=4,
-        compute_s=0.0032,
-        cpu_s=0.0063,
+        compute_s=compute_s,
+        cpu_s=cpu_s,
         cv=0.05,
-        max_s=0.0035,
+        max_s=compute_s * 1.1,
         arg_bytes=40.0,
         result_bytes=40.0,
         serialize_s=2e-6,
         pickling_measured=True,
         single_thread_s=single_thread_s,
     )
+
+
+def svd_like(single_thread_s: float = 0.0) -> SampleStats:
+    """As sampled for a 200x200 SVD on 2 OpenBLAS threads: 3.2 ms wall, 6.3 ms CPU."""
+    return sampled(0.0032, 0.0063, single_thread_s)
 
 
 def test_without_a_one_thread_time_two_cores_per_item_leave_a_pool_nothing() -> None:
@@ -55,18 +60,7 @@ def test_a_one_thread_time_is_what_a_one_core_worker_takes() -> None:
 def solve_like() -> SampleStats:
     """As sampled for a 200x200 matmul + solve on 2 OpenBLAS threads, in a fresh interpreter:
     0.74 ms wall at twice the CPU, 0.75 ms on one thread (its decision: 1.37x predicted)."""
-    return SampleStats(
-        items=4,
-        compute_s=0.00074,
-        cpu_s=0.00148,
-        cv=0.03,
-        max_s=0.0008,
-        arg_bytes=20.0,
-        result_bytes=20.0,
-        serialize_s=2e-6,
-        pickling_measured=True,
-        single_thread_s=0.00075,
-    )
+    return sampled(0.00074, 0.00148, 0.00075)
 
 
 def test_the_samples_spinning_blas_threads_cost_a_pool_on_every_core() -> None:

@@ -95,19 +95,16 @@ def test_default_probe_is_one_per_process_until_reset() -> None:
 # --- the calibration, remembered across runs ------------------------------------------------
 
 
-def _store(path: Path) -> ProfileStore:
-    """The cache file as a new process reads it (nothing held in memory from another)."""
-    return ProfileStore(path, costly_s=0.005, waits_below=0.5)
+def _probe(pools: _Pools, path: Path | None) -> SystemProbe:
+    """A probe of a new process on the cache file at ``path`` (``None``: no file)."""
+    store = ProfileStore(path, costly_s=0.005, waits_below=0.5)
+    return SystemProbe(Settings(), pools=pools, store=store)  # type: ignore[arg-type]
 
 
 def test_a_later_run_uses_the_remembered_calibration(tmp_path: Path) -> None:
     first_pools, later_pools = _Pools(), _Pools()
-    measured = SystemProbe(
-        Settings(), pools=first_pools, store=_store(tmp_path / "p.json")
-    ).calibrated_profile()  # type: ignore[arg-type]
-    later = SystemProbe(
-        Settings(), pools=later_pools, store=_store(tmp_path / "p.json")
-    ).calibrated_profile()  # type: ignore[arg-type]
+    measured = _probe(first_pools, tmp_path / "p.json").calibrated_profile()
+    later = _probe(later_pools, tmp_path / "p.json").calibrated_profile()
     assert (first_pools.leases, later_pools.leases) == (1, 0)  # no pool: read from the file
     assert later.calibrated
     assert later.chunk_roundtrip_s == measured.chunk_roundtrip_s
@@ -119,11 +116,11 @@ def test_a_later_run_uses_the_remembered_calibration(tmp_path: Path) -> None:
 def test_a_calibration_older_than_a_day_is_measured_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    SystemProbe(Settings(), pools=_Pools(), store=_store(tmp_path / "p.json")).calibrated_profile()  # type: ignore[arg-type]
+    _probe(_Pools(), tmp_path / "p.json").calibrated_profile()
     now = time.time()
     monkeypatch.setattr(profile_store.time, "time", lambda: now + 25 * 3600)
     pools = _Pools()
-    SystemProbe(Settings(), pools=pools, store=_store(tmp_path / "p.json")).calibrated_profile()  # type: ignore[arg-type]
+    _probe(pools, tmp_path / "p.json").calibrated_profile()
     assert pools.leases == 1
 
 
@@ -138,18 +135,17 @@ def test_a_calibration_older_than_a_day_is_measured_again(
 )
 def test_a_corrupt_calibration_is_measured_again(tmp_path: Path, calibration: object) -> None:
     path = tmp_path / "p.json"
-    SystemProbe(Settings(), pools=_Pools(), store=_store(path)).calibrated_profile()  # type: ignore[arg-type]
+    _probe(_Pools(), path).calibrated_profile()
     data = json.loads(path.read_text())
     data["calibration"] = calibration
     path.write_text(json.dumps(data))
     pools = _Pools()
-    SystemProbe(Settings(), pools=pools, store=_store(path)).calibrated_profile()  # type: ignore[arg-type]
+    _probe(pools, path).calibrated_profile()
     assert pools.leases == 1
 
 
 def test_without_remembered_profiles_every_run_measures() -> None:
     for _ in range(2):
         pools = _Pools()
-        nowhere = ProfileStore(None, costly_s=0.005, waits_below=0.5)
-        SystemProbe(Settings(), pools=pools, store=nowhere).calibrated_profile()  # type: ignore[arg-type]
+        _probe(pools, None).calibrated_profile()
         assert pools.leases == 1
