@@ -7,16 +7,12 @@ the test process and change what every later test's pool does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
-import threading
-import time
 
 import pytest
 
-import amorsize_exec._backends._blas as blas
 from amorsize_exec import Settings, decide
 from amorsize_exec._cost_model import parent_spin_s, predict_parallel_s, worker_item_s
 from amorsize_exec._sampler import Sampler
@@ -186,40 +182,3 @@ def test_numpy_parent_forks_workers_that_get_one_blas_thread_each() -> None:
     assert seen["single_thread_s"] > 0, seen  # the sample timed one item on one thread
     assert seen["start_method"] == "fork", seen  # OpenBLAS's threads stop around fork()
     assert all(n == [1] for n in seen["workers_blas"]), seen  # 2 cores / 2 workers
-
-
-def _spin_here(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's per-thread clocks")
-def test_the_process_clock_counts_a_busy_thread_in_short_windows(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A thread hashing outside the GIL stands in for a BLAS thread; 2 ms windows of Python on
-    # this thread. Linux adds the other thread's time to the process clock at ticks only, so
-    # without reading its own clock the windows read ~1x or ~3x their wall time, seldom 2x.
-    monkeypatch.setattr(blas, "blas_may_be_loaded", lambda: True)
-    stop = threading.Event()
-    blob = bytes(64 << 20)  # ~0.1 s a hash, outside the GIL
-
-    def hash_until_stopped() -> None:
-        while not stop.is_set():
-            hashlib.sha256(blob).digest()
-
-    helper = threading.Thread(target=hash_until_stopped)
-    helper.start()
-    try:
-        _spin_here(0.05)  # both threads on their cores
-        ratios = []
-        for _ in range(10):
-            cpu0, wall0 = blas.process_cpu_s(), time.perf_counter()
-            _spin_here(0.002)
-            wall, cpu = time.perf_counter() - wall0, blas.process_cpu_s() - cpu0
-            ratios.append(cpu / wall)
-    finally:
-        stop.set()
-        helper.join()
-    assert sum(1.4 <= r <= 2.6 for r in ratios) >= 7, ratios

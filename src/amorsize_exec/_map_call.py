@@ -29,7 +29,6 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
-from ._backends._blas import process_cpu_s
 from ._decision import Decision, callable_name
 from ._head_start import Known, learn, send_ahead, straight_to_threads
 from ._sampler import Sample, pickling_problem
@@ -242,10 +241,10 @@ class MapCall:
                     elif warm_up_after and not rt.closed:
                         rt.processes.warm_up(warm_up_after)
                     return
-                started, cpu_started = time.perf_counter(), process_cpu_s()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 yield from batch
                 spent_s += time.perf_counter() - started
-                spent_cpu_s += process_cpu_s() - cpu_started
+                spent_cpu_s += time.process_time() - cpu_started
                 done += size
                 per_item_s, cpu_item_s = spent_s / done, spent_cpu_s / done
                 if stats is None or not stats.picklable or not self._wanted():

@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from ._backends._blas import process_cpu_s, single_thread
+from ._backends._blas import single_thread
 from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
@@ -113,7 +113,7 @@ class Sampler:
         settings: Settings,
         *,
         clock: Clock = time.perf_counter,
-        cpu_clock: Clock = process_cpu_s,
+        cpu_clock: Clock = time.process_time,
         ready_clock: Clock = ready_time,
         serializer: Serializer = cloudpickle.dumps,
     ) -> None:

@@ -18,13 +18,6 @@ numpy 2.4; scripts of issue 10):
 
 Importing threadpoolctl costs ~24 ms, so nothing here imports it unless a BLAS-using package
 is loaded already (or threadpoolctl itself is).
-
-A fourth fact decides what the sampler reads (``process_cpu_s``): Linux adds another thread's
-CPU time to the process clock only at the scheduler's ticks or when that thread stops, so the
-process CPU of a ~1 ms item on 2 OpenBLAS threads read its wall time or ~4 ms more, seldom
-twice it (a sample of 200x200 solves read CPU / wall 1.00 in 5 of 8 fresh interpreters, and
-took a pool that ran at the loop's pace). Reading a thread's own CPU clock brings it up to
-date: the same items then read 1.28-1.77 ms of CPU for 0.63-0.90 ms of wall, every time.
 """
 
 from __future__ import annotations
@@ -33,7 +26,6 @@ import contextlib
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -109,27 +101,3 @@ def limit_loaded_libraries(threads: int) -> None:
     except ImportError:
         return
     threadpool_limits(threads)
-
-
-def process_cpu_s() -> float:
-    """CPU seconds of this process, other threads' time up to date (module docstring): each
-    other thread's clock is read first where a BLAS library may run threads (Linux; ~30 us
-    with two), else ``time.process_time()`` alone."""
-    if _LINUX and blas_may_be_loaded():
-        me = threading.get_native_id()
-        with contextlib.suppress(OSError):
-            for name in os.listdir("/proc/self/task"):
-                tid = int(name)
-                if tid != me:
-                    with contextlib.suppress(OSError):  # it may have ended meanwhile
-                        time.clock_gettime(_thread_cpu_clock(tid))
-    return time.process_time()
-
-
-def _thread_cpu_clock(tid: int) -> int:
-    """The CPU clock of thread ``tid`` of this process, as Linux numbers it (what glibc's
-    ``pthread_getcpuclockid`` returns: ``MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)``)."""
-    return ((~tid) << 3) | 6
-
-
-_LINUX = sys.platform.startswith("linux")
