@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING
 
 from ._cost_model import format_seconds
 from ._decision import Decision
+from ._stats import TINY_S
 
 if TYPE_CHECKING:
     from ._config import Settings
     from ._stats import SampleStats
-
-_TINY_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def cluster_chunksize(
     """Items per task: enough work that one task's cost (``task_s``) is a small share of it,
     and enough tasks to keep every thread busy (as ``choose_chunksize`` does locally)."""
     target_s = max(settings.target_chunk_s, settings.cluster_chunk_cost_ratio * costs.task_s)
-    by_time = max(1, round(target_s / max(compute_s, _TINY_S)))
+    by_time = max(1, round(target_s / max(compute_s, TINY_S)))
     if n is None:
         return by_time
     if n <= 0:

@@ -30,15 +30,12 @@ from typing import TYPE_CHECKING, Literal
 
 from ._cost_threads import expect_threads_s, plan_threads
 from ._decision import Decision
+from ._stats import TINY_S
 
 if TYPE_CHECKING:
     from ._config import Settings
     from ._machine import MachineProfile
     from ._stats import SampleStats
-
-#: Per-item compute below which a chunk size is computed as if the item took this long
-#: (avoids dividing by a zero measurement).
-_TINY_S = 1e-9
 
 
 def choose_chunksize(
@@ -51,7 +48,7 @@ def choose_chunksize(
     only the time target counts: a horizon guessed from the items done so far would cut a
     long generator into tiny chunks (chunks of 4-7 where 85 was right, benchmarks/generator).
     """
-    by_time = max(1, round(settings.target_chunk_s / max(compute_s, _TINY_S)))
+    by_time = max(1, round(settings.target_chunk_s / max(compute_s, TINY_S)))
     if n is None:
         return by_time
     if n <= 0:

@@ -21,13 +21,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from ._stats import TINY_S
+
 if TYPE_CHECKING:
     from ._config import Settings
     from ._stats import SampleStats
-
-#: Per-item time below which a chunk size is computed as if the item took this long (a zero
-#: measurement must not divide).
-_TINY_S = 1e-9
 
 
 def predict_threads_s(
@@ -79,12 +77,12 @@ def plan_threads(
     if cap < 2:
         return None
     t = stats.compute_s
-    covering = math.ceil(t / max(stats.busy_s, _TINY_S))
+    covering = math.ceil(t / max(stats.busy_s, TINY_S))
     counts = {min(cap, max(2, covering)), cap}
     counts.update(k for k in (2, 4, 8, 16, 32, 64) if k < cap)
     best: tuple[float, int, int] | None = None
     for k in sorted(counts):
-        by_time = max(1, round(settings.thread_target_chunk_s / max(t, _TINY_S)))
+        by_time = max(1, round(settings.thread_target_chunk_s / max(t, TINY_S)))
         by_balance = math.ceil(n / (k * settings.chunks_per_worker))
         size = chunksize or max(1, min(by_time, by_balance))
         plan = (predict_threads_s(stats, settings, n, k, size), k, size)

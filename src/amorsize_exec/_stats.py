@@ -84,6 +84,11 @@ class SampleStats:
         return min(self.compute_s, self.cpu_s + self.ready_s)
 
 
+#: A measured time below which the cost arithmetic takes it as this long (a zero measurement
+#: must not divide): chunk sizes of the pool, thread and cluster lanes.
+TINY_S = 1e-9
+
+
 def mostly_waits(cpu_s: float, wall_s: float, cpu_fraction: float) -> bool:
     """Whether work that took ``wall_s`` mostly waited: its CPU time is under ``cpu_fraction``
     of it (``Settings.waiting_cpu_fraction``). The one test for the sampler, the head start, the
