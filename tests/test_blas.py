@@ -182,3 +182,59 @@ def test_numpy_parent_forks_workers_that_get_one_blas_thread_each() -> None:
     assert seen["single_thread_s"] > 0, seen  # the sample timed one item on one thread
     assert seen["start_method"] == "fork", seen  # OpenBLAS's threads stop around fork()
     assert all(n == [1] for n in seen["workers_blas"]), seen  # 2 cores / 2 workers
+
+
+CLOCK_SCRIPT = r"""
+import json, os, sys, threading, time
+import numpy as np
+from amorsize_exec._backends._blas import ProcessCpuClock, _thread_cpu_clock
+
+clock = time.process_time if sys.argv[1:] == ["plain"] else ProcessCpuClock()
+python_threads = {t.native_id for t in threading.enumerate()}
+blas = [int(t) for t in os.listdir("/proc/self/task") if int(t) not in python_threads]
+threading.Thread(target=threading.Event().wait, args=(30,), daemon=True).start()  # idle
+a = np.random.default_rng(0).random((300, 300))
+
+def read():
+    # Preempted midway, a reading misses what BLAS ran meanwhile: one that took longer than
+    # 0.2 ms is not a fair one (a busy machine).
+    started = time.perf_counter()
+    process = clock()
+    fair = time.perf_counter() - started < 0.0002
+    others = sum(time.clock_gettime(_thread_cpu_clock(tid)) for tid in blas)
+    return process, others + time.thread_time(), fair
+
+windows = []
+for _ in range(40):
+    process0, threads0, fair0 = read()
+    for _ in range(3):
+        a @ a
+    process1, threads1, fair1 = read()
+    if fair0 and fair1:
+        windows.append((process1 - process0, threads1 - threads0))
+print(json.dumps({"blas_threads": len(blas), "windows": windows}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's per-thread clocks")
+@pytest.mark.timeout(60)
+def test_the_samplers_clock_counts_blas_threads_up_to_date() -> None:
+    # Linux adds another thread's CPU to the process clock at its ticks (~4 ms) only: without
+    # reading BLAS's threads' own clocks first, ~2 ms windows of matrix products missed or
+    # over-counted their time. Each window's reading must be what the threads' clocks say.
+    pytest.importorskip("numpy")
+    done = subprocess.run(
+        [sys.executable, "-c", CLOCK_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    if seen["blas_threads"] == 0:
+        pytest.skip("this machine's BLAS runs on the calling thread only")
+    windows = seen["windows"]
+    if len(windows) < 10:
+        pytest.skip("too few readings were fair: the machine is too busy")
+    assert all(abs(process - threads) < 0.0005 for process, threads in windows), windows

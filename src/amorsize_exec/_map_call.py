@@ -241,10 +241,10 @@ class MapCall:
                     elif warm_up_after and not rt.closed:
                         rt.processes.warm_up(warm_up_after)
                     return
-                started, cpu_started = time.perf_counter(), time.process_time()
+                started, cpu_started = time.perf_counter(), rt.cpu_clock()
                 yield from batch
                 spent_s += time.perf_counter() - started
-                spent_cpu_s += time.process_time() - cpu_started
+                spent_cpu_s += rt.cpu_clock() - cpu_started
                 done += size
                 per_item_s, cpu_item_s = spent_s / done, spent_cpu_s / done
                 if stats is None or not stats.picklable or not self._wanted():

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._backends._blas import ProcessCpuClock
 from ._decision import DecisionRecord, callable_name
 from ._lanes import LiveStreams
 from ._lanes._cluster import ClusterLane
@@ -59,7 +60,9 @@ class Runtime:
         self.strict = strict
         self.nested = nested
         self._isolated = isolated
-        self.sampler = Sampler(settings)
+        #: The sampler's and the serial lane's CPU clock (BLAS threads' time up to date).
+        self.cpu_clock = ProcessCpuClock()
+        self.sampler = Sampler(settings, cpu_clock=self.cpu_clock)
         self.streams = LiveStreams()
         self.serial = SerialLane()
         self.threads = ThreadLane(settings, self.streams)

@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 
-from ._backends._blas import single_thread
+from ._backends._blas import ProcessCpuClock, single_thread
 from ._backends._chunks import draining
 from ._config import Settings
 from ._decision import callable_name
@@ -113,13 +113,13 @@ class Sampler:
         settings: Settings,
         *,
         clock: Clock = time.perf_counter,
-        cpu_clock: Clock = time.process_time,
+        cpu_clock: Clock | None = None,
         ready_clock: Clock = ready_time,
         serializer: Serializer = cloudpickle.dumps,
     ) -> None:
         self._settings = settings
         self._clock = clock
-        self._cpu_clock = cpu_clock
+        self._cpu_clock = cpu_clock or ProcessCpuClock()
         self._ready_clock = ready_clock
         self._serialize = serializer
 
