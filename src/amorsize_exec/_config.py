@@ -141,6 +141,12 @@ class Settings:
     #: Wanted work per chunk on a thread: long against that overhead (1.5% of 2 ms), short
     #: enough that a 10 ms item travels alone and the threads stay balanced.
     thread_target_chunk_s: float = 0.002
+    #: Work a serial run of items that used several cores (BLAS) tries on one thread per core
+    #: (``_thread_trial``): long against thread starts and wake-ups (~0.1 ms), short against
+    #: the run (0: never try).
+    thread_trial_s: float = 0.02
+    #: The trial is at most this part of the items left, else the run stays serial untried.
+    thread_trial_max_part: float = 0.25
 
     # --- the cluster lane (Dask distributed, ``client=``) -----------------------------------
     #: A task on the cluster holds at least this many times its measured per-task cost of work

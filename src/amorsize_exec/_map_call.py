@@ -13,7 +13,8 @@
       ▼
     re-plan ─ an in-process run re-checks each time its work has doubled (rent-or-buy:
               inputs without a length, items dearer than sampled) and may move the rest to a
-              pool; once the pool answers, the rest moves there
+              pool; once the pool answers, the rest moves there. Items that used several
+              cores (BLAS) first try a batch on threads (ThreadTrial) and stay there if faster
 
 Each decision lands on ``last_decision`` (``Runtime.record``).
 """
@@ -24,7 +25,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from . import _cost_model
 from ._decision import Decision, callable_name
 from ._head_start import Known, learn, send_ahead, straight_to_threads
 from ._sampler import Sample, pickling_problem
+from ._thread_trial import ThreadTrial, trial_items
 from ._worker_lesson import LessonFromWorkers
 
 if TYPE_CHECKING:
@@ -228,6 +230,15 @@ class MapCall:
         source: Iterator[Any] = (
             self._iterators[0] if single else zip(*self._iterators, strict=False)
         )
+        # Items that used several cores (BLAS): a batch on threads, against the sample's pace.
+        tried = 0 if starting is not None else trial_items(rt, stats, remaining, per_item_s)
+        if tried and remaining is not None:
+            trial = ThreadTrial(rt, fn, tried, per_item_s)
+            if (yield from self._try_threads(trial, source, single, stats, remaining)):
+                return
+            done += trial.ran
+            spent_s += trial.wall_s
+            spent_cpu_s += cpu_item_s * trial.ran
         try:
             while True:
                 until_s = s.start_poll_s if starting is not None else next_check_s - spent_s
@@ -314,6 +325,30 @@ class MapCall:
         finally:
             if starting is not None:
                 starting.lease.release()
+
+    def _try_threads(
+        self,
+        trial: ThreadTrial,
+        source: Iterator[Any],
+        single: bool,
+        stats: SampleStats | None,
+        left: int,
+    ) -> Generator[Iterator[Any], None, bool]:
+        """Runs ``trial`` on the next items; if the threads won, the rest goes there. Returns
+        True if the map has ended here (moved to threads, or an item raised)."""
+        args = zip(source) if single else source
+        yield trial.run(args, self._options)
+        rest = left - trial.ran
+        switch = None if trial.failed else trial.decision(rest)
+        if switch is not None:
+            switch = replace(switch, reason="switched mid-run: " + switch.reason)
+            rt = self._rt
+            profile = rt.processes.profile()
+            rt.record(
+                "map", self._fn, switch, stats=stats, profile=profile, total=None, remaining=rest
+            )
+            yield trial.on_threads(args, switch, self._options)
+        return trial.failed or switch is not None
 
     def _tail(
         self,

@@ -1,0 +1,143 @@
+"""A serial run's trial of the thread lane, for items that ran on several cores (BLAS).
+
+The cost model counts an item's CPU time as holding the GIL (``_cost_threads``), so it never
+sends CPU work to threads. Items that spend their time in BLAS or LAPACK mostly release it:
+200 x (a 200x200 matmul and solve) took 119 ms as a loop and 68-82 ms on
+``ThreadPoolExecutor(2)`` (2 cores, one warm process, medians of 6-7 interleaved rounds),
+where a process pool did not beat the loop (a worker gets one BLAS thread; the parent's spin
+on). Whether they do cannot be read from the sample: two items started at once on two threads,
+the test a sample could afford, took 1.5-2.8x one item's time for that function (and 1.5-2.2x
+for pure-Python items), thread wake-ups being as long as a sub-millisecond item.
+
+So a serial run whose sample timed an item on one BLAS thread (``single_thread_s``: the items
+used several cores) runs the next ``thread_trial_s`` of work on one thread per core, BLAS
+limited to one thread, and keeps the threads for the rest if they went ``min_speedup`` times
+faster per item than the sample. Their pace is read from the first result on: counted from
+the start, the threads' start and first chunks made a 1.5x gain read 1.07-1.37x. Where threads
+lose (an SVD holds the GIL), the trial costs that batch's slowdown once per map.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._backends._blas import single_thread
+from ._cost_model import format_seconds
+from ._decision import Decision, callable_name
+
+if TYPE_CHECKING:
+    from ._lanes import MapOptions
+    from ._runtime import Runtime
+    from ._stats import SampleStats
+
+logger = logging.getLogger(__name__)
+
+
+def trial_threads(rt: Runtime) -> int:
+    """One thread per core the user allows (``max_workers`` caps threads here as it caps
+    workers: the trial stands in for a pool), within the thread lane's cap."""
+    cores = rt.processes.worker_cap(rt.processes.profile())
+    return min(rt.settings.thread_lane_max_threads, cores)
+
+
+def trial_items(rt: Runtime, stats: SampleStats | None, left: int | None, item_s: float) -> int:
+    """How many items the trial runs on threads (0: no trial). Only for items timed on one
+    BLAS thread (they ran on several cores), a known number left, and work enough that the
+    trial is a small part of it."""
+    s = rt.settings
+    if stats is None or stats.single_thread_s <= 0 or left is None or item_s <= 0:
+        return 0
+    if s.thread_trial_s <= 0 or trial_threads(rt) < 2:
+        return 0
+    items = max(4, math.ceil(s.thread_trial_s / item_s))
+    return items if items <= s.thread_trial_max_part * left else 0
+
+
+class ThreadTrial:
+    """Runs ``items`` of ``fn``'s remaining arguments on one thread per core, timed, against
+    the serial run's ``item_s`` per item; then ``decision`` says whether the rest goes there."""
+
+    def __init__(self, rt: Runtime, fn: Callable[..., Any], items: int, item_s: float) -> None:
+        self._rt, self._fn, self.items, self._item_s = rt, fn, items, item_s
+        self.threads = trial_threads(rt)
+        self.ran = 0
+        self.wall_s = 0.0
+        self.failed = False
+        self._first_s = self._steady_s = 0.0
+        self._chunk = 1
+
+    def run(self, args: Iterator[tuple[Any, ...]], options: MapOptions) -> Iterator[Any]:
+        """The results of the next ``items`` of ``args`` (no more is read), in order; the
+        consumer's time counts, as for serial batches."""
+        self._chunk = self._chunksize(self.items)
+        plan = Decision("thread", self.threads, self._chunk, 1.0, 1.0, "trial")
+        started = time.perf_counter()
+        try:
+            for result in self.on_threads(itertools.islice(args, self.items), plan, options):
+                self.ran += 1
+                if self.ran == 1:
+                    self._first_s = time.perf_counter()
+                yield result
+        except BaseException:
+            self.failed = True  # the map ends here, as a thread lane's does at an exception
+            raise
+        self.wall_s = time.perf_counter() - started
+        self._steady_s = time.perf_counter() - self._first_s
+
+    def on_threads(
+        self, args: Iterator[tuple[Any, ...]], decision: Decision, options: MapOptions
+    ) -> Iterator[Any]:
+        """``fn`` over ``args`` on the thread lane, BLAS limited to one thread meanwhile (as
+        the trial ran: one BLAS thread per item on each core, none spinning for another)."""
+        with single_thread():
+            results = self._rt.threads.run(self._fn, args, decision, options)
+            try:
+                yield from results
+            finally:
+                close = getattr(results, "close", None)  # the consumer may leave midway
+                if close is not None:
+                    close()
+
+    def decision(self, left: int) -> Decision | None:
+        """Threads for the ``left`` items after the trial, if it ran ``min_speedup`` times
+        faster per item than the sample; else ``None``."""
+        if self.ran < self.items or self.wall_s <= 0 or left <= 0:
+            return None
+        # From the first result on: the threads' start is paid once a map. By then each
+        # thread has about finished its first chunk.
+        steady = self.ran - self.threads * self._chunk
+        trial_item_s = self._steady_s / steady if steady > 0 else self.wall_s / self.ran
+        speedup = self._item_s / trial_item_s
+        logger.debug(
+            "thread trial of %s: %d items on %d threads, %s each against %s serially (%.2fx)",
+            callable_name(self._fn),
+            self.ran,
+            self.threads,
+            format_seconds(trial_item_s),
+            format_seconds(self._item_s),
+            speedup,
+        )
+        if speedup < self._rt.settings.min_speedup:
+            return None
+        per_thread = left / (self.threads * self._rt.settings.chunks_per_worker)
+        return Decision(
+            "thread",
+            self.threads,
+            self._chunksize(per_thread * self.threads),
+            speedup,
+            speedup,
+            f"items release the GIL: {self.ran} items on {self.threads} threads took "
+            f"{format_seconds(trial_item_s)} each against {format_seconds(self._item_s)} "
+            f"here ({speedup:.2f}x)",
+        )
+
+    def _chunksize(self, items: float) -> int:
+        """About ``thread_target_chunk_s`` of work a chunk, and at least one chunk a thread
+        for ``items`` items."""
+        by_time = round(self._rt.settings.thread_target_chunk_s / self._item_s)
+        return max(1, min(by_time, int(items / self.threads)))

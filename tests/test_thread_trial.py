@@ -1,0 +1,195 @@
+"""``ThreadTrial``: a serial run of items that used several cores tries a batch on threads.
+
+Which runs try (``trial_items``) is arithmetic on the sample's figures. The trial itself runs
+real threads: items that sleep release the GIL as BLAS calls do, and overlap whatever the
+machine's load. The numpy case runs in a fresh interpreter (see test_blas.py for why).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from amorsize_exec import AutoExecutor, Settings
+from amorsize_exec._lanes import MapOptions
+from amorsize_exec._stats import SampleStats
+from amorsize_exec._thread_trial import ThreadTrial, trial_items
+from amorsize_exec.testing import FakeProbe, make_profile
+
+OPTIONS = MapOptions(deadline=None, chunksize=None, buffersize=None)
+ON_SEVERAL_CORES = SampleStats(
+    items=5, compute_s=0.0005, cpu_s=0.001, cv=0.1, max_s=0.0006, single_thread_s=0.0007
+)
+
+
+def executor(settings: Settings | None = None, **options: object) -> AutoExecutor:
+    probe = FakeProbe(make_profile(usable_cpus=2))
+    return AutoExecutor(probe=probe, settings=settings, **options)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def ex() -> Iterator[AutoExecutor]:
+    with executor() as running:
+        yield running
+
+
+def test_only_items_timed_on_one_blas_thread_are_tried(ex: AutoExecutor) -> None:
+    rt = ex._runtime
+    # 20 ms of 0.5 ms items: 40 on threads, if that is at most a quarter of what is left.
+    assert trial_items(rt, ON_SEVERAL_CORES, 200, 0.0005) == 40
+    assert trial_items(rt, ON_SEVERAL_CORES, 159, 0.0005) == 0
+    assert trial_items(rt, ON_SEVERAL_CORES, None, 0.0005) == 0  # no length
+    one_core = replace(ON_SEVERAL_CORES, single_thread_s=0.0)  # pure Python: the GIL holds
+    assert trial_items(rt, one_core, 10_000, 0.0005) == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "options"),
+    [
+        (Settings(thread_trial_s=0), {}),
+        (Settings(thread_lane_max_threads=1), {}),
+        (None, {"max_workers": 1}),
+    ],
+)
+def test_no_trial_where_threads_are_off_or_one_worker_is_allowed(
+    settings: Settings | None, options: dict[str, object]
+) -> None:
+    with executor(settings, **options) as one:
+        assert trial_items(one._runtime, ON_SEVERAL_CORES, 10_000, 0.0005) == 0
+
+
+def nap(x: int) -> int:
+    time.sleep(0.004)  # releases the GIL, as a BLAS call does
+    return x * 2
+
+
+@pytest.mark.timeout(30)
+def test_a_trial_that_beats_the_sample_moves_the_rest_to_threads(ex: AutoExecutor) -> None:
+    trial = ThreadTrial(ex._runtime, nap, 12, item_s=0.004)
+    assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
+    decision = trial.decision(left=100)
+    assert decision is not None  # 2 threads overlap the naps: ~2x
+    assert (decision.lane, decision.workers) == ("thread", 2)
+    assert decision.predicted_speedup >= Settings().min_speedup
+    assert "items release the GIL: 12 items on 2 threads" in decision.reason
+
+
+@pytest.mark.timeout(30)
+def test_a_trial_slower_than_the_sample_keeps_the_run_serial(ex: AutoExecutor) -> None:
+    # The sample said 1 ms an item; on two threads, 4 ms naps come out at ~2 ms.
+    trial = ThreadTrial(ex._runtime, nap, 12, item_s=0.001)
+    assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
+    assert trial.decision(left=100) is None
+
+
+def fails_at_five(x: int) -> int:
+    if x == 5:
+        raise ValueError("five")
+    return x
+
+
+@pytest.mark.timeout(30)
+def test_an_exception_in_the_trial_ends_the_map_at_its_position(ex: AutoExecutor) -> None:
+    source = iter(range(100))
+    trial = ThreadTrial(ex._runtime, fails_at_five, 12, item_s=0.001)
+    results = trial.run(zip(source), OPTIONS)
+    got = [next(results) for _ in range(5)]
+    with pytest.raises(ValueError, match="five"):
+        next(results)
+    assert got == [0, 1, 2, 3, 4]
+    assert trial.failed
+    assert next(source) == 12  # the trial read its 12 items and no more
+
+
+SCRIPT = r"""
+import json, logging, os, threading
+import numpy as np
+from threadpoolctl import threadpool_info
+from amorsize_exec import AutoExecutor, Settings
+from amorsize_exec._sampler import Sampler
+from amorsize_exec.testing import FakeProbe, make_profile
+
+class TwiceTheWall:
+    # Every item looks BLAS-threaded (see test_blas.py), whatever the load lets OpenBLAS do.
+    def __init__(self):
+        import time
+        self.clock = time.perf_counter
+    def __call__(self):
+        return 2.0 * self.clock()
+
+seen = []
+lock = threading.Lock()
+
+def solve(seed):
+    with lock:
+        seen.append(seed)
+    rng = np.random.default_rng(seed)
+    a = rng.random((120, 120)) + 120.0 * np.eye(120)
+    return round(float(np.linalg.solve(a, rng.random(120)).sum()), 6)
+
+tried = []
+class Trials(logging.Handler):
+    def emit(self, record):
+        tried.append(record.getMessage())
+log = logging.getLogger("amorsize_exec._thread_trial")
+log.setLevel(logging.DEBUG)
+log.addHandler(Trials())
+
+before = [lib["num_threads"] for lib in threadpool_info()]
+probe = FakeProbe(make_profile(usable_cpus=2, pool_start_s=5.0, start_method="loky"))
+with AutoExecutor(probe=probe, settings=Settings(thread_trial_s=0.005)) as ex:
+    ex._runtime.sampler = Sampler(Settings(), cpu_clock=TwiceTheWall())
+    out = list(ex.map(solve, range(400)))
+    record = ex.last_decision
+ran = list(seen)
+expected = [solve(x) for x in range(400)]
+print(json.dumps({
+    "same": out == expected,
+    "once_each": sorted(ran) == list(range(400)),
+    "blas_before": before,
+    "blas_after": [lib["num_threads"] for lib in threadpool_info()],
+    "tried": tried,
+    "lane": record.decision.lane,
+    "reason": record.decision.reason,
+}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_numpy_items_are_tried_on_threads_once_each_and_blas_is_given_back() -> None:
+    # A pool dear to start (5 s) keeps the run serial; its sample's items "used two cores",
+    # so the next 5 ms of items run on 2 threads with one BLAS thread each. Whatever the
+    # trial found, every item ran once, in order, and BLAS has its threads back.
+    pytest.importorskip("numpy")
+    pytest.importorskip("threadpoolctl")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["same"], seen
+    assert seen["once_each"], seen
+    assert seen["blas_after"] == seen["blas_before"], seen
+    assert len(seen["tried"]) == 1, seen
+    assert "items on 2 threads" in seen["tried"][0], seen
+    if seen["lane"] == "thread":
+        assert seen["reason"].startswith("switched mid-run: items release the GIL"), seen
+    else:
+        assert seen["lane"] == "serial", seen
+
+
+def test_threads_of_a_trial_are_gone_after_the_map(ex: AutoExecutor) -> None:
+    before = threading.active_count()
+    trial = ThreadTrial(ex._runtime, nap, 6, item_s=0.004)
+    list(trial.run(zip(iter(range(6))), OPTIONS))
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == before
