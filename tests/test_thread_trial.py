@@ -22,6 +22,7 @@ from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._lanes import MapOptions
 from amorsize_exec._stats import SampleStats
 from amorsize_exec._thread_trial import ThreadTrial, trial_items
+from amorsize_exec._trial_outcomes import MOST_UNTRIED, TrialOutcomes
 from amorsize_exec.testing import FakeProbe, make_profile
 
 OPTIONS = MapOptions(deadline=None, chunksize=None, buffersize=None)
@@ -44,11 +45,61 @@ def ex() -> Iterator[AutoExecutor]:
 def test_only_items_timed_on_one_blas_thread_are_tried(ex: AutoExecutor) -> None:
     rt = ex._runtime
     # 20 ms of 0.5 ms items: 40 on threads, if that is at most a quarter of what is left.
-    assert trial_items(rt, ON_SEVERAL_CORES, 200, 0.0005) == 40
-    assert trial_items(rt, ON_SEVERAL_CORES, 159, 0.0005) == 0
-    assert trial_items(rt, ON_SEVERAL_CORES, None, 0.0005) == 0  # no length
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 159, 0.0005) == 0
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, None, 0.0005) == 0  # no length
     one_core = replace(ON_SEVERAL_CORES, single_thread_s=0.0)  # pure Python: the GIL holds
-    assert trial_items(rt, one_core, 10_000, 0.0005) == 0
+    assert trial_items(rt, nap, one_core, 10_000, 0.0005) == 0
+
+
+def test_after_k_lost_trials_in_a_row_the_next_2_to_the_k_minus_1_maps_run_untried() -> None:
+    outcomes = TrialOutcomes()
+    turns = []
+    for _ in range(11):  # each map that tries loses
+        due = outcomes.due(nap)
+        turns.append(due)
+        if due:
+            outcomes.record(nap, won=False)
+    #       lost, 1 untried, lost, 3 untried, lost, 7 untried (4 of them seen here)
+    assert turns == [True, False, True, False, False, False, True, False, False, False, False]
+    assert outcomes.due(fails_at_five)  # another function has its own count
+
+
+def test_untried_maps_are_capped_so_changed_items_get_tried_again() -> None:
+    outcomes = TrialOutcomes()
+    for _ in range(10):
+        outcomes.record(nap, won=False)  # 1023 maps untried, but for the cap
+    untried = 0
+    while not outcomes.due(nap):
+        untried += 1
+    assert untried == MOST_UNTRIED
+
+
+def test_a_won_trial_forgets_the_losses_before_it() -> None:
+    outcomes = TrialOutcomes()
+    outcomes.record(nap, won=False)
+    outcomes.record(nap, won=False)  # 3 maps untried...
+    outcomes.record(nap, won=True)  # ...until a win (a map that tried anyway)
+    assert outcomes.due(nap)
+    outcomes.record(nap, won=False)
+    assert [outcomes.due(nap), outcomes.due(nap)] == [False, True]  # one loss: one map untried
+
+
+def test_trial_items_skips_the_maps_after_a_lost_trial(ex: AutoExecutor) -> None:
+    rt = ex._runtime
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40
+    rt.trials.record(nap, won=False)
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 0
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40
+    rt.trials.record(nap, won=False)  # a second loss in a row: 3 maps untried
+    # A map that could not try anyway does not count as one untried.
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, None, 0.0005) == 0
+    assert [trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) for _ in range(4)] == [
+        0,
+        0,
+        0,
+        40,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +114,7 @@ def test_no_trial_where_threads_are_off_or_one_worker_is_allowed(
     settings: Settings | None, options: dict[str, object]
 ) -> None:
     with executor(settings, **options) as one:
-        assert trial_items(one._runtime, ON_SEVERAL_CORES, 10_000, 0.0005) == 0
+        assert trial_items(one._runtime, nap, ON_SEVERAL_CORES, 10_000, 0.0005) == 0
 
 
 def nap(x: int) -> int:

@@ -231,13 +231,17 @@ class MapCall:
             self._iterators[0] if single else zip(*self._iterators, strict=False)
         )
         # Items that used several cores (BLAS): a batch on threads, against the sample's pace.
-        tried = 0 if starting is not None else trial_items(rt, stats, remaining, per_item_s)
+        tried = 0 if starting is not None else trial_items(rt, fn, stats, remaining, per_item_s)
         if tried and remaining is not None:
             trial = ThreadTrial(rt, fn, tried, per_item_s)
             if (yield from self._try_threads(trial, source, single, stats, remaining)):
                 return
+            # The trial's items count at the serial pace, not at the pace of the threads that
+            # lost: read at their wall time (BLAS threads of two items fighting for the cores),
+            # a solve's ~0.55 ms read 0.70-0.77 ms, and the next re-check bought a pool
+            # "1.25-1.93x" that ran at 0.56-0.74x the loop (numpy_linalg warm, 2 rounds of 5).
             done += trial.ran
-            spent_s += trial.wall_s
+            spent_s += per_item_s * trial.ran
             spent_cpu_s += cpu_item_s * trial.ran
         try:
             while True:
@@ -340,6 +344,8 @@ class MapCall:
         yield trial.run(args, self._options)
         rest = left - trial.ran
         switch = None if trial.failed else trial.decision(rest)
+        if not trial.failed:
+            self._rt.trials.record(self._fn, won=switch is not None)
         if switch is not None:
             switch = replace(switch, reason="switched mid-run: " + switch.reason)
             rt = self._rt

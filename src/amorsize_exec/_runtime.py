@@ -22,6 +22,7 @@ from ._lanes._threads import ThreadLane
 from ._planner import Planner
 from ._profile_store import ProfileStore
 from ._sampler import Sampler
+from ._trial_outcomes import TrialOutcomes
 
 if TYPE_CHECKING:
     from ._backends import PrivatePool, WorkerPools
@@ -63,6 +64,8 @@ class Runtime:
         #: The sampler's and the serial lane's CPU clock (BLAS threads' time up to date).
         self.cpu_clock = ProcessCpuClock()
         self.sampler = Sampler(settings, cpu_clock=self.cpu_clock)
+        #: Which functions' thread trials lost lately (their next maps run untried).
+        self.trials = TrialOutcomes()
         self.streams = LiveStreams()
         self.serial = SerialLane()
         self.threads = ThreadLane(settings, self.streams)

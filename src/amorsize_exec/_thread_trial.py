@@ -14,9 +14,12 @@ used several cores) runs the next ``thread_trial_s`` of work on one thread per c
 the threads for the rest if they went ``min_speedup`` times faster per item than the sample.
 Their pace is read from the first result on: counted from the start, the threads' start and
 first chunks made a 1.5x gain read 1.07-1.37x. Where threads lose, the trial costs that
-batch's slowdown once per map. BLAS keeps its threads: limiting them (threadpoolctl) is
-process-wide and would last as long as the consumer holds the map, for ~7% (76 against 82 ms
-on 2 threads).
+batch's slowdown: warm, maps of solves that tried ran 20-31 ms behind their ~75 ms loop, and
+those that did not (items too quick for a trial to stay under a quarter of them) 1-3 ms. So a
+function whose trials lost k times in a row runs its next 2**k - 1 maps untried
+(``TrialOutcomes``): over many maps, a trial in a logarithmic few. BLAS keeps its threads:
+limiting them (threadpoolctl) is process-wide and would last as long as the consumer holds
+the map, for ~7% (76 against 82 ms on 2 threads).
 """
 
 from __future__ import annotations
@@ -46,17 +49,25 @@ def trial_threads(rt: Runtime) -> int:
     return min(rt.settings.thread_lane_max_threads, cores)
 
 
-def trial_items(rt: Runtime, stats: SampleStats | None, left: int | None, item_s: float) -> int:
+def trial_items(
+    rt: Runtime,
+    fn: Callable[..., Any],
+    stats: SampleStats | None,
+    left: int | None,
+    item_s: float,
+) -> int:
     """How many items the trial runs on threads (0: no trial). Only for items timed on one
-    BLAS thread (they ran on several cores), a known number left, and work enough that the
-    trial is a small part of it."""
+    BLAS thread (they ran on several cores), a known number left, work enough that the
+    trial is a small part of it, and a map whose turn it is (``TrialOutcomes``)."""
     s = rt.settings
     if stats is None or stats.single_thread_s <= 0 or left is None or item_s <= 0:
         return 0
     if s.thread_trial_s <= 0 or trial_threads(rt) < 2:
         return 0
     items = max(4, math.ceil(s.thread_trial_s / item_s))
-    return items if items <= s.thread_trial_max_part * left else 0
+    if items > s.thread_trial_max_part * left:
+        return 0
+    return items if rt.trials.due(fn) else 0
 
 
 class ThreadTrial:
