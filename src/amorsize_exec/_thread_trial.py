@@ -58,7 +58,8 @@ def trial_items(
 ) -> int:
     """How many items the trial runs on threads (0: no trial). Only for items timed on one
     BLAS thread (they ran on several cores), a known number left, work enough that the
-    trial is a small part of it, and a map whose turn it is (``TrialOutcomes``)."""
+    trial is a small part of it, and a map whose turn it is (``TrialOutcomes``: asking
+    counts this map as one untried when it is not)."""
     s = rt.settings
     if stats is None or stats.single_thread_s <= 0 or left is None or item_s <= 0:
         return 0
