@@ -113,6 +113,24 @@ def test_auto_lane_endless_heavy_input_works(cheap_pool_probe: FakeProbe) -> Non
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("sized", [True, False])
+def test_a_serial_run_learns_its_items_pace_whatever_its_last_batch_held(sized: bool) -> None:
+    # 1 ms items, serial beside a pool dear to start. Batches double; the last one ends with
+    # the input. Counted as the size asked for, it made fn's next map assume 0.92 ms.
+    probe = FakeProbe(make_profile(pool_start_s=5.0, start_method="loky"))
+    items = range(300) if sized else (x for x in range(300))
+    with AutoExecutor(probe=probe) as ex:
+        results = list(ex.map(square_after_spin, items, itertools.repeat(0.001)))
+        learned = ex._runtime.planner.last_stats(square_after_spin)
+        decision = ex.last_decision
+    assert results == [x * x for x in range(300)]
+    assert decision is not None
+    assert decision.lane == "serial", decision.summary()
+    assert learned is not None
+    assert 0.00098 < learned.compute_s < 0.0015, learned
+
+
+@pytest.mark.timeout(60)
 def test_serial_lane_runs_in_this_process(fake_probe: FakeProbe) -> None:
     with AutoExecutor(lane="serial", probe=fake_probe) as ex:
         assert list(ex.map(double, range(5))) == [0, 2, 4, 6, 8]

@@ -241,6 +241,63 @@ def test_numpy_items_are_tried_on_threads_once_each_and_blas_is_given_back() -> 
         assert seen["lane"] == "serial", seen
 
 
+LOST_TRIAL = r"""
+import json, threading, time
+import numpy  # a BLAS user: the sampler times an item on one BLAS thread
+from amorsize_exec import AutoExecutor, Settings
+from amorsize_exec._sampler import Sampler
+from amorsize_exec.testing import FakeProbe, make_profile
+
+class TwiceTheWall:
+    def __call__(self):
+        return 2.0 * time.perf_counter()
+
+def item(x):
+    # 1 ms of wall time here; on a trial's thread, 30 ms more: the trial loses.
+    if threading.current_thread() is not threading.main_thread():
+        time.sleep(0.03)
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return x
+
+probe = FakeProbe(make_profile(usable_cpus=2, pool_start_s=5.0, start_method="loky"))
+with AutoExecutor(probe=probe, settings=Settings(thread_trial_s=0.02)) as ex:
+    ex._runtime.sampler = Sampler(Settings(), cpu_clock=TwiceTheWall())
+    out = list(ex.map(item, range(400)))
+    learned = ex._runtime.planner.last_stats(item)
+    lane = ex.last_decision.decision.lane
+print(json.dumps({"same": out == list(range(400)), "lane": lane,
+                  "learned_s": learned.compute_s if learned else None}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_trial_leaves_the_serial_pace_as_the_loop_runs_it() -> None:
+    # ~20 items on the trial's threads take ~15 ms each; counted at that wall time, the run's
+    # pace (what re-checks weigh a pool against, and fn's next map assumes) read ~1.7 ms
+    # for 1 ms items. It must stay at the items' own ~1 ms (a last batch counted as full
+    # made it 0.92 ms).
+    if (
+        importlib.util.find_spec("numpy") is None
+        or importlib.util.find_spec("threadpoolctl") is None
+    ):
+        pytest.skip("needs numpy and threadpoolctl")
+    done = subprocess.run(
+        [sys.executable, "-c", LOST_TRIAL],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["same"], seen
+    assert seen["lane"] == "serial", seen
+    assert seen["learned_s"] is not None, seen
+    assert 0.00095 < seen["learned_s"] < 0.0013, seen
+
+
 def test_threads_of_a_trial_are_gone_after_the_map(ex: AutoExecutor) -> None:
     before = threading.active_count()
     trial = ThreadTrial(ex._runtime, nap, 6, item_s=0.004)
