@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,37 @@ def test_an_exception_in_the_trial_ends_the_map_at_its_position(ex: AutoExecutor
     assert next(source) == 12  # the trial read its 12 items and no more
 
 
+def run_with_numpy(script: str) -> dict[str, Any]:
+    """``script`` in a fresh interpreter (a BLAS user imported here would change what later
+    tests sample), after ``TWICE_THE_WALL``; its last line of output, read as JSON."""
+    if (
+        importlib.util.find_spec("numpy") is None
+        or importlib.util.find_spec("threadpoolctl") is None
+    ):
+        pytest.skip("needs numpy and threadpoolctl")
+    done = subprocess.run(
+        [sys.executable, "-c", TWICE_THE_WALL + script],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seen
+
+
+#: A CPU clock for the sampler: every item looks BLAS-threaded (see test_blas.py), whatever
+#: the load lets OpenBLAS do.
+TWICE_THE_WALL = r"""
+import time as _time
+
+class TwiceTheWall:
+    def __call__(self):
+        return 2.0 * _time.perf_counter()
+"""
+
+
 SCRIPT = r"""
 import json, logging, os, threading
 import numpy as np
@@ -167,14 +199,6 @@ from threadpoolctl import threadpool_info
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._sampler import Sampler
 from amorsize_exec.testing import FakeProbe, make_profile
-
-class TwiceTheWall:
-    # Every item looks BLAS-threaded (see test_blas.py), whatever the load lets OpenBLAS do.
-    def __init__(self):
-        import time
-        self.clock = time.perf_counter
-    def __call__(self):
-        return 2.0 * self.clock()
 
 seen = []
 lock = threading.Lock()
@@ -219,17 +243,7 @@ def test_numpy_items_are_tried_on_threads_once_each_and_blas_is_given_back() -> 
     # A pool dear to start (5 s) keeps the run serial; its sample's items "used two cores",
     # so the next 5 ms of items run on 2 threads. Whatever the
     # trial found, every item ran once, in order, and BLAS keeps its threads.
-    # Not imported here: a BLAS user in this process changes what later tests sample.
-    if (
-        importlib.util.find_spec("numpy") is None
-        or importlib.util.find_spec("threadpoolctl") is None
-    ):
-        pytest.skip("needs numpy and threadpoolctl")
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=100, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_with_numpy(SCRIPT)
     assert seen["same"], seen
     assert seen["once_each"], seen
     assert seen["blas_after"] == seen["blas_before"], seen
@@ -247,10 +261,6 @@ import numpy  # a BLAS user: the sampler times an item on one BLAS thread
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._sampler import Sampler
 from amorsize_exec.testing import FakeProbe, make_profile
-
-class TwiceTheWall:
-    def __call__(self):
-        return 2.0 * time.perf_counter()
 
 def item(x):
     # 1 ms of wall time here; on a trial's thread, 30 ms more: the trial loses.
@@ -278,20 +288,7 @@ def test_a_lost_trial_leaves_the_serial_pace_as_the_loop_runs_it() -> None:
     # pace (what re-checks weigh a pool against, and fn's next map assumes) read ~1.7 ms
     # for 1 ms items. It must stay at the items' own ~1 ms (a last batch counted as full
     # made it 0.92 ms).
-    if (
-        importlib.util.find_spec("numpy") is None
-        or importlib.util.find_spec("threadpoolctl") is None
-    ):
-        pytest.skip("needs numpy and threadpoolctl")
-    done = subprocess.run(
-        [sys.executable, "-c", LOST_TRIAL],
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_with_numpy(LOST_TRIAL)
     assert seen["same"], seen
     assert seen["lane"] == "serial", seen
     assert seen["learned_s"] is not None, seen
