@@ -25,7 +25,7 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -234,15 +234,16 @@ class MapCall:
         tried = 0 if starting is not None else trial_items(rt, fn, stats, remaining, per_item_s)
         if tried and remaining is not None:
             trial = ThreadTrial(rt, fn, tried, per_item_s)
-            if (yield from self._try_threads(trial, source, single, stats, remaining)):
+            options = self._options
+            if (yield from trial.take_or_hand_back(source, single, stats, remaining, options)):
                 return
-            # The trial's items count at the serial pace, not at the pace of the threads that
-            # lost: read at their wall time (BLAS threads of two items fighting for the cores),
-            # a solve's ~0.55 ms read 0.70-0.77 ms, and the next re-check bought a pool
-            # "1.25-1.93x" that ran at 0.56-0.74x the loop (numpy_linalg warm, 2 rounds of 5).
-            done += trial.ran
-            spent_s += per_item_s * trial.ran
-            spent_cpu_s += cpu_item_s * trial.ran
+            # The trial's items (and the one handed back) count at the serial pace, not at the
+            # pace of the threads that lost: read at their wall time (BLAS threads of two items
+            # fighting for the cores), a solve's ~0.55 ms read 0.70-0.77 ms, and the next
+            # re-check bought a pool "1.25-1.93x" that ran at 0.56-0.74x the loop.
+            done += trial.at_serial_pace
+            spent_s += per_item_s * trial.at_serial_pace
+            spent_cpu_s += cpu_item_s * trial.at_serial_pace
         # A batch counts as ``size`` items: with a length known, the last one holds what is
         # left; without, it may have found the end sooner, so what fn's next map assumes comes
         # from the batches before it (counted as 223 for 178, 1 ms items read 0.92 ms).
@@ -339,32 +340,6 @@ class MapCall:
         finally:
             if starting is not None:
                 starting.lease.release()
-
-    def _try_threads(
-        self,
-        trial: ThreadTrial,
-        source: Iterator[Any],
-        single: bool,
-        stats: SampleStats | None,
-        left: int,
-    ) -> Generator[Iterator[Any], None, bool]:
-        """Runs ``trial`` on the next items; if the threads won, the rest goes there. Returns
-        True if the map has ended here (moved to threads, or an item raised)."""
-        args = zip(source) if single else source
-        yield trial.run(args, self._options)
-        rest = left - trial.ran
-        switch = None if trial.failed else trial.decision(rest)
-        if not trial.failed:
-            self._rt.trials.record(self._fn, won=switch is not None)
-        if switch is not None:
-            switch = replace(switch, reason="switched mid-run: " + switch.reason)
-            rt = self._rt
-            profile = rt.processes.profile()
-            rt.record(
-                "map", self._fn, switch, stats=stats, profile=profile, total=None, remaining=rest
-            )
-            yield trial.on_threads(args, switch, self._options)
-        return trial.failed or switch is not None
 
     def _tail(
         self,

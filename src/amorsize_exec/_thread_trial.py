@@ -28,7 +28,8 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ._cost_model import format_seconds
@@ -79,6 +80,7 @@ class ThreadTrial:
         self._rt, self._fn, self.items, self._item_s = rt, fn, items, item_s
         self.threads = trial_threads(rt)
         self.ran = 0
+        self.at_serial_pace = 0  # items the serial run counts at its own pace, not as timed
         self.wall_s = 0.0
         self.failed = False
         self._first_s = self._steady_s = 0.0
@@ -101,6 +103,47 @@ class ThreadTrial:
             raise
         self.wall_s = time.perf_counter() - started
         self._steady_s = time.perf_counter() - self._first_s
+
+    def take_or_hand_back(
+        self,
+        source: Iterator[Any],
+        single: bool,
+        stats: SampleStats | None,
+        left: int,
+        options: MapOptions,
+    ) -> Generator[Iterator[Any], None, bool]:
+        """Runs the trial on the next items of ``source`` (items if ``single``, else argument
+        tuples); if the threads won, the rest goes there. Otherwise the next item runs here,
+        counted at the serial pace with the trial's (``at_serial_pace``): the first solve back
+        on the caller's thread took 15-24 ms, against ~0.6 ms, in 6-9 of 30 fresh interpreters,
+        and later ones never passed 3 ms (``python -m benchmarks.blas_settle``: OpenBLAS's
+        threads settling). Timed, that one item made the next re-check read a 0.55 ms pace as
+        1.0-1.2 ms and buy a pool that ran at 0.76x the loop (numpy_linalg and svd_100, cold,
+        2 rounds of 5 each). Returns True if the map has ended here (moved to threads, or an
+        item raised)."""
+        rt = self._rt
+        args = zip(source) if single else source
+        yield self.run(args, options)
+        rest = left - self.ran
+        switch = None if self.failed else self.decision(rest)
+        if not self.failed:
+            rt.trials.record(self._fn, won=switch is not None)
+        if switch is not None:
+            switch = replace(switch, reason="switched mid-run: " + switch.reason)
+            profile = rt.processes.profile()
+            rt.record(
+                "map", self._fn, switch, stats=stats, profile=profile, total=None, remaining=rest
+            )
+            yield self.on_threads(args, switch, options)
+            return True
+        if self.failed:
+            return True
+        self.at_serial_pace = self.ran
+        back = rt.serial.batch(self._fn, source, 1, single=single)
+        if back is not None:
+            self.at_serial_pace += 1
+            yield from back
+        return False
 
     def on_threads(
         self, args: Iterator[tuple[Any, ...]], decision: Decision, options: MapOptions
