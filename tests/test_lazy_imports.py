@@ -34,6 +34,17 @@ def test_a_worker_imports_only_what_runs_in_it() -> None:
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio's TimeoutError is its own before")
+def test_the_executor_does_not_import_asyncio() -> None:
+    # Only the cluster lane waits on Dask futures; asyncio cost every user ~11 ms of import.
+    code = "import sys\nfrom amorsize_exec import AutoExecutor\nprint('asyncio' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("package", [amorsize_exec, _backends])
 def test_every_public_name_loads_and_is_listed(package: object) -> None:
     names = package.__all__  # type: ignore[attr-defined]

@@ -25,10 +25,10 @@ enough that the cluster could beat the local lanes even at the optimistic priors
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import pickle
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator
@@ -40,6 +40,13 @@ from .._backends._worker import call, run_chunk
 from .._cost_cluster import ClusterCosts
 from .._errors import ClusterLostError
 from ._cluster_probe import ClusterProbe, default_cluster_probe
+
+if sys.version_info >= (3, 11):
+    _WAIT_TIMEOUTS: tuple[type[BaseException], ...] = (TimeoutError,)
+else:  # asyncio's own class before 3.11; importing asyncio costs every user ~11 ms, so only here
+    from asyncio import TimeoutError as _AsyncioTimeout
+
+    _WAIT_TIMEOUTS = (TimeoutError, _AsyncioTimeout)
 
 if TYPE_CHECKING:
     from .._backends import ChunkObserver
@@ -220,7 +227,7 @@ class DaskChunk:
             if self._cancelled:
                 raise
             raise _lost(self._future) from None
-        except (TimeoutError, asyncio.TimeoutError):  # different classes before Python 3.11
+        except _WAIT_TIMEOUTS:
             if self._future.done():  # not ours: the cluster's (a comm timeout)
                 raise _lost(self._future) from None
             raise concurrent.futures.TimeoutError() from None
