@@ -1,12 +1,13 @@
 """Why a thread pool "wins" big_results warm: ``python -m benchmarks.allocator [--rounds N]``.
 
 ``make_blob`` returns 1 MB of fresh memory per item. In one warm process, the loop on the main
-thread, the same loop on one long-lived thread, and ``ThreadPoolExecutor(w).map`` for a few
-``w``, interleaved round by round (medians). If one thread alone beats the loop several times
-over, the thread pools' gain is the allocator (glibc gives the main thread's freed heap back to
-the system at each call and faults it in again; a thread's arena keeps its pages), not
-parallelism: AutoExecutor, which runs serial work on the caller's thread as the loop does, does
-not chase it (see benchmarks/README.md).
+thread, the same loop on one long-lived thread, ``ThreadPoolExecutor(w).map`` for a few ``w``,
+and a pool of 2 started for each map (as the thread lane starts its threads), interleaved round
+by round (medians). If one thread alone beats the loop several times over, the thread pools'
+gain is the allocator (glibc gives the main thread's freed heap back to the system at each call
+and faults it in again; a thread's arena keeps its pages), not parallelism: AutoExecutor, which
+runs serial work on the caller's thread as the loop does, does not chase it (see
+benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def _pool_map(pool: ThreadPoolExecutor) -> Callable[[], Any]:
     return lambda: list(pool.map(make_blob, range(N)))
 
 
+def _fresh_pool_map() -> list[bytes]:
+    """A pool started for this map alone, as AutoExecutor's thread lane (and a thread trial)
+    starts its threads."""
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(make_blob, range(N)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -45,6 +53,7 @@ def main() -> None:
         "loop (main thread)": lambda: list(map(make_blob, range(N))),
         "loop on one thread": lambda: one.submit(lambda: list(map(make_blob, range(N)))).result(),
         **{f"ThreadPoolExecutor({w}).map": _pool_map(p) for w, p in pools.items()},
+        "ThreadPoolExecutor(2), new each map": _fresh_pool_map,
     }
     for call in contenders.values():  # warm: every thread started, every arena used once
         _time(call)
@@ -54,7 +63,7 @@ def main() -> None:
             times[name].append(_time(call))
     print(f"{N} x make_blob (1 MB each), one warm process, medians of {args.rounds} rounds:")
     for name, values in times.items():
-        print(f"  {name:30} {statistics.median(values) * 1e3:7.1f} ms")
+        print(f"  {name:36} {statistics.median(values) * 1e3:7.1f} ms")
     one.shutdown()
     for pool in pools.values():
         pool.shutdown()
