@@ -8,12 +8,14 @@ machine's load. The numpy case runs in a fresh interpreter (see test_blas.py for
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -125,8 +127,8 @@ def nap(x: int) -> int:
 
 @pytest.mark.timeout(30)
 def test_a_trial_that_beats_the_sample_moves_the_rest_to_threads(ex: AutoExecutor) -> None:
-    trial = ThreadTrial(ex._runtime, nap, 12, item_s=0.004)
-    assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
+    with closing(ThreadTrial(ex._runtime, nap, 12, item_s=0.004)) as trial:
+        assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
     decision = trial.decision(left=100)
     assert decision is not None  # 2 threads overlap the naps: ~2x
     assert (decision.lane, decision.workers) == ("thread", 2)
@@ -137,8 +139,8 @@ def test_a_trial_that_beats_the_sample_moves_the_rest_to_threads(ex: AutoExecuto
 @pytest.mark.timeout(30)
 def test_a_trial_slower_than_the_sample_keeps_the_run_serial(ex: AutoExecutor) -> None:
     # The sample said 1 ms an item; on two threads, 4 ms naps come out at ~2 ms.
-    trial = ThreadTrial(ex._runtime, nap, 12, item_s=0.001)
-    assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
+    with closing(ThreadTrial(ex._runtime, nap, 12, item_s=0.001)) as trial:
+        assert list(trial.run(zip(iter(range(12))), OPTIONS)) == [x * 2 for x in range(12)]
     assert trial.decision(left=100) is None
 
 
@@ -151,11 +153,11 @@ def fails_at_five(x: int) -> int:
 @pytest.mark.timeout(30)
 def test_an_exception_in_the_trial_ends_the_map_at_its_position(ex: AutoExecutor) -> None:
     source = iter(range(100))
-    trial = ThreadTrial(ex._runtime, fails_at_five, 12, item_s=0.001)
-    results = trial.run(zip(source), OPTIONS)
-    got = [next(results) for _ in range(5)]
-    with pytest.raises(ValueError, match="five"):
-        next(results)
+    with closing(ThreadTrial(ex._runtime, fails_at_five, 12, item_s=0.001)) as trial:
+        results = trial.run(zip(source), OPTIONS)
+        got = [next(results) for _ in range(5)]
+        with pytest.raises(ValueError, match="five"):
+            next(results)
     assert got == [0, 1, 2, 3, 4]
     assert trial.failed
     assert next(source) == 12  # the trial read its 12 items and no more
@@ -325,11 +327,47 @@ def test_the_first_item_back_after_a_lost_trial_does_not_set_the_pace() -> None:
     assert 0.00095 < seen["first_recheck_s"] < 0.0013, seen
 
 
-def test_threads_of_a_trial_are_gone_after_the_map(ex: AutoExecutor) -> None:
-    before = threading.active_count()
-    trial = ThreadTrial(ex._runtime, nap, 6, item_s=0.004)
-    list(trial.run(zip(iter(range(6))), OPTIONS))
+def trial_threads_alive() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("amorsize_exec-thread")]
+
+
+def wait_for_no_trial_threads() -> None:
     deadline = time.monotonic() + 5
-    while threading.active_count() > before and time.monotonic() < deadline:
+    while trial_threads_alive() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == before
+
+
+@pytest.mark.parametrize(("item_s", "won"), [(0.004, True), (0.0005, False)])
+def test_the_rest_a_trial_wins_runs_on_its_threads_and_they_end_with_the_map(
+    ex: AutoExecutor, item_s: float, won: bool
+) -> None:
+    # Naps of 4 ms overlap on 2 threads (~2x the serial 4 ms: won); against a serial pace of
+    # 0.5 ms they lose. Won, the rest runs on the trial's own threads (new ones would pay
+    # their first BLAS calls again); either way none is left once the map has ended.
+    trial = ThreadTrial(ex._runtime, nap, 12, item_s=item_s)
+    seen: set[threading.Thread] = set()
+
+    def results() -> Iterator[Any]:
+        for batch in trial.take_or_hand_back(iter(range(40)), True, ON_SEVERAL_CORES, 40, OPTIONS):
+            for result in batch:
+                seen.update(trial_threads_alive())
+                yield result
+
+    out = list(itertools.islice(results(), 13 if not won else 40))
+    assert out == [x * 2 for x in range(len(out))]
+    assert (trial.at_serial_pace == 0) is won  # lost: its 12 items and the one handed back
+    assert len(seen) == 2  # the trial's two threads, and no others for the rest
+    wait_for_no_trial_threads()
+    assert trial_threads_alive() == []
+
+
+def test_a_trial_abandoned_midway_ends_its_threads(ex: AutoExecutor) -> None:
+    trial = ThreadTrial(ex._runtime, nap, 12, item_s=0.004)
+    batches = trial.take_or_hand_back(iter(range(40)), True, ON_SEVERAL_CORES, 40, OPTIONS)
+    first = next(batches)
+    assert next(first) == 0
+    assert trial_threads_alive()
+    first.close()
+    batches.close()  # the consumer dropped the map
+    wait_for_no_trial_threads()
+    assert trial_threads_alive() == []

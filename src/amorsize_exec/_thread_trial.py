@@ -29,6 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,9 @@ class ThreadTrial:
         self.failed = False
         self._first_s = self._steady_s = 0.0
         self._chunk = 1
+        # The trial's threads run the rest if it wins: new threads would pay their first BLAS
+        # calls again (~6-10 ms for the first 10 solves after a switch, cold).
+        self._threads: ThreadPoolExecutor | None = None
 
     def run(self, args: Iterator[tuple[Any, ...]], options: MapOptions) -> Iterator[Any]:
         """The results of the next ``items`` of ``args`` (no more is read), in order; the
@@ -123,19 +127,28 @@ class ThreadTrial:
         item raised)."""
         rt = self._rt
         args = zip(source) if single else source
-        yield self.run(args, options)
-        rest = left - self.ran
-        switch = None if self.failed else self.decision(rest)
-        if not self.failed:
-            rt.trials.record(self._fn, won=switch is not None)
-        if switch is not None:
-            switch = replace(switch, reason="switched mid-run: " + switch.reason)
-            profile = rt.processes.profile()
-            rt.record(
-                "map", self._fn, switch, stats=stats, profile=profile, total=None, remaining=rest
-            )
-            yield self.on_threads(args, switch, options)
-            return True
+        try:
+            yield self.run(args, options)
+            rest = left - self.ran
+            switch = None if self.failed else self.decision(rest)
+            if not self.failed:
+                rt.trials.record(self._fn, won=switch is not None)
+            if switch is not None:
+                switch = replace(switch, reason="switched mid-run: " + switch.reason)
+                profile = rt.processes.profile()
+                rt.record(
+                    "map",
+                    self._fn,
+                    switch,
+                    stats=stats,
+                    profile=profile,
+                    total=None,
+                    remaining=rest,
+                )
+                yield self.on_threads(args, switch, options)
+                return True
+        finally:
+            self.close()
         if self.failed:
             return True
         self.at_serial_pace = self.ran
@@ -148,14 +161,23 @@ class ThreadTrial:
     def on_threads(
         self, args: Iterator[tuple[Any, ...]], decision: Decision, options: MapOptions
     ) -> Iterator[Any]:
-        """``fn`` over ``args`` on the thread lane (its threads end with the map)."""
-        results = self._rt.threads.run(self._fn, args, decision, options)
+        """``fn`` over ``args`` on the trial's threads, started on first use (``close`` ends
+        them)."""
+        if self._threads is None:
+            self._threads = self._rt.threads.new_threads(self.threads)
+        results = self._rt.threads.run(self._fn, args, decision, options, threads=self._threads)
         try:
             yield from results
         finally:
             close = getattr(results, "close", None)  # the consumer may leave midway
             if close is not None:
                 close()
+
+    def close(self) -> None:
+        """Ends the trial's threads (they finish a chunk under way, if any, then exit)."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=False)
 
     def decision(self, left: int) -> Decision | None:
         """Threads for the ``left`` items after the trial, if it ran ``min_speedup`` times

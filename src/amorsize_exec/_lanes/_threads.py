@@ -41,8 +41,14 @@ class ThreadLane:
         decision: Decision,
         options: MapOptions,
         observer: ChunkObserver | None = None,
+        *,
+        threads: ThreadPoolExecutor | None = None,
     ) -> Iterator[Any]:
-        threads = ThreadPoolExecutor(decision.workers, thread_name_prefix="amorsize_exec-thread")
+        """With ``threads`` (``new_threads``), the map runs on them and leaves them to their
+        owner (a thread trial keeps its threads for the rest it wins); else on its own."""
+        owned = threads is None
+        if threads is None:
+            threads = self.new_threads(decision.workers)
 
         def submit_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[Any]:
             return threads.submit(run_chunk, fn, chunk, in_thread=True)
@@ -54,6 +60,10 @@ class ThreadLane:
             decision=decision,
             options=options,
             settings=self._settings,
-            on_close=lambda: threads.shutdown(wait=False),
+            on_close=lambda: threads.shutdown(wait=False) if owned else None,
             observer=observer,
         )
+
+    @staticmethod
+    def new_threads(workers: int) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(workers, thread_name_prefix="amorsize_exec-thread")
