@@ -1,10 +1,11 @@
-"""The caller's first BLAS call after a thread trial: ``python -m benchmarks.blas_settle [--runs N]``.
+"""The first BLAS call back on the caller's thread after a thread trial, in fresh interpreters.
 
-Each run is a fresh interpreter, as a cold script is: 4 solves (``workloads.linalg``) on the
-main thread, 34 on ``ThreadPoolExecutor(2)`` (what ``ThreadTrial`` does), then 6 more on the
-main thread, timed one by one; with ``--pause-ms``, after a pause. It counts the runs where the
-first solve back, or a later one, took over 3 ms (a solve takes ~0.6 ms on 2 cores). A slow
-first call only is why ``ThreadTrial.take_or_hand_back`` counts that item at the serial pace.
+``python -m benchmarks.blas_settle [--runs N] [--pause-ms P]``: each run is a fresh interpreter,
+as a cold script is: 4 solves (``workloads.linalg``) on the main thread, 34 on
+``ThreadPoolExecutor(2)`` (what ``ThreadTrial`` does), then 6 more on the main thread, timed one
+by one; with ``--pause-ms``, after a pause. It counts the runs where the first solve back, or a
+later one, took over 3 ms (a solve takes ~0.6 ms on 2 cores). A slow first call only is why
+``ThreadTrial.take_or_hand_back`` counts that item at the serial pace.
 """
 
 from __future__ import annotations
