@@ -240,7 +240,8 @@ class MapCall:
             # The trial's items (and the one handed back) count at the serial pace, not at the
             # pace of the threads that lost: read at their wall time (BLAS threads of two items
             # fighting for the cores), a solve's ~0.55 ms read 0.70-0.77 ms, and the next
-            # re-check bought a pool "1.25-1.93x" that ran at 0.56-0.74x the loop.
+            # re-check bought a pool "1.25-1.93x" that ran at 0.56-0.74x the loop (numpy_linalg
+            # warm, 2 rounds of 5).
             done += trial.at_serial_pace
             spent_s += per_item_s * trial.at_serial_pace
             spent_cpu_s += cpu_item_s * trial.at_serial_pace
