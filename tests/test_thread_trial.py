@@ -144,6 +144,25 @@ def test_a_trial_slower_than_the_sample_keeps_the_run_serial(ex: AutoExecutor) -
     assert trial.decision(left=100) is None
 
 
+def long_nap(x: int) -> int:
+    time.sleep(0.01)
+    return x * 2
+
+
+@pytest.mark.timeout(30)
+def test_a_trial_stops_feeding_threads_once_it_can_no_longer_win(ex: AutoExecutor) -> None:
+    # The sample said 1 ms an item; threads take 10 ms naps (~5 ms an item on two). Past
+    # (40 - 4) x 1 ms / 1.2 = 30 ms from its first result the trial cannot win: it reads no
+    # more items, finishes those in flight (a window of 4 chunks of 2), and loses.
+    source = iter(range(100))
+    with closing(ThreadTrial(ex._runtime, long_nap, 40, item_s=0.001)) as trial:
+        out = list(trial.run(zip(source), OPTIONS))
+    assert 8 <= trial.ran < 40  # all 40 would take ~200 ms
+    assert out == [x * 2 for x in range(trial.ran)]
+    assert next(source) == trial.ran  # none read and dropped: the serial run goes on from here
+    assert trial.decision(left=60) is None
+
+
 def fails_at_five(x: int) -> int:
     if x == 5:
         raise ValueError("five")
