@@ -13,13 +13,15 @@ So a serial run whose sample timed an item on one BLAS thread (``single_thread_s
 used several cores) runs the next ``thread_trial_s`` of work on one thread per core, and keeps
 the threads for the rest if they went ``min_speedup`` times faster per item than the sample.
 Their pace is read from the first result on: counted from the start, the threads' start and
-first chunks made a 1.5x gain read 1.07-1.37x. Where threads lose, the trial costs that
-batch's slowdown: warm, maps of solves that tried ran 20-31 ms behind their ~75 ms loop, and
-those that did not (items too quick for a trial to stay under a quarter of them) 1-3 ms. So a
-function whose trials lost k times in a row runs its next 2**k - 1 maps untried
-(``TrialOutcomes``): over many maps, a trial in a logarithmic few. BLAS keeps its threads:
-limiting them (threadpoolctl) is process-wide and would last as long as the consumer holds
-the map, for ~7% (76 against 82 ms on 2 threads).
+first chunks made a 1.5x gain read 1.07-1.37x. A trial stops feeding its threads once it can no
+longer win; the threads of one that won run the rest (new ones would pay their first BLAS calls
+again), and one that lost hands the next item back to the caller's thread (BLAS's threads
+settle). Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that
+tried ran 20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a
+trial to stay under a quarter of them) 1-3 ms. So a function whose trials lost k times in a row
+runs its next 2**k - 1 maps untried (``TrialOutcomes``): over many maps, a trial in a
+logarithmic few. BLAS keeps its threads: limiting them (threadpoolctl) is process-wide and
+would last as long as the consumer holds the map, for ~7% (76 against 82 ms on 2 threads).
 """
 
 from __future__ import annotations
