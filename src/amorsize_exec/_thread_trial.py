@@ -128,9 +128,9 @@ class ThreadTrial:
         """``args`` until the trial has spent, from its first result on, the time its steady
         items take serially over ``min_speedup``: past that, its verdict is lost whatever the
         rest does. Threads that lose can be far slower than the loop: two threads of cold
-        solves ran at 0.36-0.5x its pace, and a lost trial cost its map ~35-55 ms (numpy_linalg
-        cold, one round in five: 186 against 128 ms for the loop). No item is read and dropped:
-        the budget is checked before each is read."""
+        solves ran at 0.36-0.5x its pace (a numpy_linalg round whose trial lost took 186 ms
+        against 128 ms for the loop; the trial's share of that was not measured). No item is
+        read and dropped: the budget is checked before each is read."""
         steady_items = max(1, self.items - self.threads * self._chunk)
         budget_s = steady_items * self._item_s / self._rt.settings.min_speedup
         while not (self._first_s and time.perf_counter() - self._first_s > budget_s):
