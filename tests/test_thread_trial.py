@@ -24,9 +24,9 @@ import pytest
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._lanes import MapOptions
 from amorsize_exec._stats import SampleStats
-from amorsize_exec._thread_trial import ThreadTrial, trial_items
+from amorsize_exec._thread_trial import PaceRecheck, ThreadTrial, trial_items
 from amorsize_exec._trial_outcomes import MOST_UNTRIED, TrialOutcomes
-from amorsize_exec.testing import FakeProbe, make_profile
+from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
 
 OPTIONS = MapOptions(deadline=None, chunksize=None, buffersize=None)
 ON_SEVERAL_CORES = SampleStats(
@@ -219,7 +219,7 @@ import numpy as np
 from threadpoolctl import threadpool_info
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._sampler import Sampler
-from amorsize_exec.testing import FakeProbe, make_profile
+from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
 
 seen = []
 lock = threading.Lock()
@@ -234,7 +234,8 @@ def solve(seed):
 tried = []
 class Trials(logging.Handler):
     def emit(self, record):
-        tried.append(record.getMessage())
+        if record.getMessage().startswith("thread trial of"):  # not the rest's re-check
+            tried.append(record.getMessage())
 log = logging.getLogger("amorsize_exec._thread_trial")
 log.setLevel(logging.DEBUG)
 log.addHandler(Trials())
@@ -270,8 +271,10 @@ def test_numpy_items_are_tried_on_threads_once_each_and_blas_is_given_back() -> 
     assert seen["blas_after"] == seen["blas_before"], seen
     assert len(seen["tried"]) == 1, seen
     assert "items on 2 threads" in seen["tried"][0], seen
-    if seen["lane"] == "thread":
-        assert seen["reason"].startswith("switched mid-run: items release the GIL"), seen
+    if seen["lane"] == "thread":  # the threads kept their pace, or the rest went one at a time
+        assert seen["reason"].startswith("switched mid-run: items release the GIL") or (
+            seen["reason"].endswith("the rest runs one chunk at a time")
+        ), seen
     else:
         assert seen["lane"] == "serial", seen
 
@@ -281,7 +284,7 @@ import json, logging, re, threading, time
 import numpy  # a BLAS user: the sampler times an item on one BLAS thread
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._sampler import Sampler
-from amorsize_exec.testing import FakeProbe, make_profile
+from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
 
 after_trial = False
 
@@ -390,3 +393,81 @@ def test_a_trial_abandoned_midway_ends_its_threads(ex: AutoExecutor) -> None:
     batches.close()  # the consumer dropped the map
     wait_for_no_trial_threads()
     assert trial_threads_alive() == []
+
+
+@pytest.mark.timeout(30)
+def test_a_won_trial_is_remembered_for_later_runs_and_a_lost_one_forgotten(
+    ex: AutoExecutor,
+) -> None:
+    store = ex._runtime.profiles
+    for item_s, won in ((0.004, True), (0.0005, False)):
+        trial = ThreadTrial(ex._runtime, nap, 12, item_s=item_s)
+        batches = trial.take_or_hand_back(iter(range(40)), True, ON_SEVERAL_CORES, 40, OPTIONS)
+        assert list(itertools.chain.from_iterable(batches))[:13] == [x * 2 for x in range(13)]
+        speedup = store.recall_thread_win(nap)
+        if won:
+            assert speedup is not None
+            assert speedup >= Settings().min_speedup
+            remembered = store.recall(nap)
+            assert remembered is not None
+            assert remembered.compute_s == pytest.approx(0.004)  # the serial pace, not the threads'
+        else:
+            assert speedup is None
+
+
+def pace_recheck(
+    ex: AutoExecutor, item_s: float, clock: FakeClock, chunksize: int = 2
+) -> PaceRecheck:
+    return PaceRecheck(ex._runtime, nap, item_s, (chunksize, 4), threads=2, clock=clock)
+
+
+def feed(recheck: PaceRecheck, clock: FakeClock, chunks: int, item_s: float) -> list[Any]:
+    """``chunks`` chunks of 2 items, each coming back ``2 * item_s`` after the last."""
+    answers = []
+    for _ in range(chunks):
+        clock.advance(2 * item_s)
+        answers.append(recheck([(1,), (2,)], [2, 4], None, 0.001, 0.0))
+    return answers
+
+
+def test_threads_that_keep_their_pace_keep_the_plan(ex: AutoExecutor) -> None:
+    ex._runtime.profiles.remember_thread_win(nap, ON_SEVERAL_CORES, 1.8)
+    clock = FakeClock()
+    recheck = pace_recheck(ex, item_s=0.001, clock=clock)
+    # Two first chunks (the threads' first calls: slow, not judged), then results every
+    # 0.6 ms an item against 1 ms serially. Judged once 20 ms have passed and each thread
+    # has run 4 more chunks: at the 17th chunk after the first two.
+    assert feed(recheck, clock, 2, item_s=0.05) == [None, None]
+    answers = feed(recheck, clock, 20, item_s=0.0006)
+    assert answers[:16] == [None] * 16
+    assert answers[16] == (2, 4)
+    assert ex._runtime.profiles.recall_thread_win(nap) == 1.8
+
+
+def test_threads_slower_than_the_loop_run_the_rest_one_chunk_at_a_time(
+    ex: AutoExecutor,
+) -> None:
+    rt = ex._runtime
+    rt.profiles.remember_thread_win(nap, ON_SEVERAL_CORES, 1.8)
+    clock = FakeClock()
+    recheck = pace_recheck(ex, item_s=0.001, clock=clock)
+    feed(recheck, clock, 2, item_s=0.001)
+    answers = feed(recheck, clock, 8, item_s=0.003)  # 3 ms an item, against 1 ms serially
+    assert answers[:7] == [None] * 7
+    assert answers[7] == (2, 1)
+    record = rt.last_decision
+    assert record is not None
+    assert (record.decision.lane, record.decision.workers) == ("thread", 1)
+    # 48 ms for 16 items, less the other thread's chunk under way when the clock started
+    assert record.decision.reason == (
+        "threads ran 16 items at 3.43 ms each against 1 ms serially (0.29x): the rest runs "
+        "one chunk at a time"
+    )
+    assert rt.profiles.recall_thread_win(nap) is None  # later runs sample first again
+    assert not rt.trials.due(nap)  # and this executor's next map does not try threads
+
+
+def test_an_error_ends_the_recheck_with_the_plan_unchanged(ex: AutoExecutor) -> None:
+    clock = FakeClock()
+    recheck = pace_recheck(ex, item_s=0.001, clock=clock)
+    assert recheck([(1,)], [], ValueError("x"), 0.001, 0.0) == (2, 4)

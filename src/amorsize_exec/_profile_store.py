@@ -13,7 +13,9 @@ machine or Python, is ignored with a DEBUG line. Entries are keyed by the functi
 qualified name and bytecode (an edited function is a new entry); only functions whose items
 are costly enough to send ahead are written, and functions whose items mostly wait (one
 sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
-none, and the entry says so). ``Settings.remember_profiles = 0`` turns it off.
+none, and the entry says so), and functions whose thread trial won (``remember_thread_win``:
+a cold run of them goes straight to threads, whose pace it re-checks; a trial or re-check
+that loses forgets the win). ``Settings.remember_profiles = 0`` turns it off.
 
 The file also keeps the machine's measured pool costs (``recall_calibration``): measuring them
 takes 7 round trips and 3 one-megabyte transfers on the pool a map has just started, 30-80 ms
@@ -61,6 +63,8 @@ _FIELDS = (
 )
 #: An entry is rewritten only when the item time moved by more than this fraction.
 _REWRITE_CHANGE = 0.25
+#: An entry's field: the speedup of a thread trial that won (``remember_thread_win``).
+_THREADS_WON = "threads_won"
 #: Remembered pool costs older than this are measured again (a machine's load and kernel move).
 _CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
@@ -144,11 +148,56 @@ class ProfileStore:
                 and self._waits(old_cpu_s, old_s) == waits
             ):
                 return
-            entries[key] = {name: getattr(stats, name) for name in _FIELDS}
-            entries[key]["pickling_measured"] = stats.pickling_measured
-            entries[key]["name"] = getattr(fn, "__qualname__", "?")
-            entries[key]["saved"] = time.time()
+            entries[key] = _entry(fn, stats, old)
             self._write(entries)
+
+    def recall_thread_win(self, fn: Callable[..., Any]) -> float | None:
+        """The speedup of ``fn``'s last thread trial in an earlier run, if it won (``None``:
+        none won, or the win was forgotten since)."""
+        if self.path is None:
+            return None
+        with self._lock:
+            key = self._key(fn)
+            entry = None if key is None else self._loaded().get(key)
+        won = None if entry is None else _number(entry.get(_THREADS_WON))
+        return won if won and self.recall(fn) is not None else None
+
+    def remember_thread_win(
+        self, fn: Callable[..., Any], stats: SampleStats, speedup: float
+    ) -> None:
+        """Keep that ``fn``'s items ran ``speedup`` times faster on threads than serially
+        (``stats``: the serial pace), whatever their cost: a cold run then starts on threads
+        (``_head_start.straight_to_blas_threads``)."""
+        if self.path is None or not stats.picklable:
+            return
+        with self._lock:
+            key = self._key(fn)
+            if key is None:
+                return
+            entries = self._loaded()
+            old = entries.get(key)
+            if (
+                old is not None
+                and _number(old.get(_THREADS_WON))
+                and _close(_number(old.get("compute_s")), stats.compute_s)
+            ):
+                return  # a win on the same figures: nothing to write
+            entries[key] = _entry(fn, stats, old)
+            entries[key][_THREADS_WON] = speedup
+            self._write(entries)
+
+    def forget_thread_win(self, fn: Callable[..., Any]) -> None:
+        """Threads lost for ``fn`` (a trial, or a re-check of their pace): later runs sample
+        it first again."""
+        if self.path is None:
+            return
+        with self._lock:
+            key = self._key(fn)
+            entry = None if key is None else self._loaded().get(key)
+            if entry is None or _THREADS_WON not in entry:
+                return
+            del entry[_THREADS_WON]
+            self._write(self._loaded())
 
     def recall_calibration(self) -> dict[str, float]:
         """The pool costs an earlier run measured on this machine, by ``MachineProfile`` field
@@ -275,6 +324,20 @@ def _hash_code(digest: Any, code: types.CodeType) -> None:
 def machine_key() -> str:
     """Profiles hold on the machine and Python that measured them."""
     return f"{platform.node()}|{os.cpu_count()}|{sys.implementation.cache_tag}"
+
+
+def _entry(
+    fn: Callable[..., Any], stats: SampleStats, old: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``fn``'s entry for ``stats``; a thread trial's win in ``old`` is kept (it says how the
+    items run, not what they cost)."""
+    entry: dict[str, Any] = {name: getattr(stats, name) for name in _FIELDS}
+    entry["pickling_measured"] = stats.pickling_measured
+    entry["name"] = getattr(fn, "__qualname__", "?")
+    entry["saved"] = time.time()
+    if old is not None and _THREADS_WON in old:
+        entry[_THREADS_WON] = old[_THREADS_WON]
+    return entry
 
 
 def _close(old_s: float | None, new_s: float) -> bool:

@@ -15,10 +15,13 @@ the threads for the rest if they went ``min_speedup`` times faster per item than
 Their pace is read from the first result on: counted from the start, the threads' start and
 first chunks made a 1.5x gain read 1.07-1.37x. A trial stops feeding its threads once it can no
 longer win; the threads of one that won run the rest (new ones would pay their first BLAS calls
-again), and one that lost hands the next item back to the caller's thread (BLAS's threads
-settle). Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that
-tried ran 20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a
-trial to stay under a quarter of them) 1-3 ms. So a function whose trials lost k times in a row
+again), their pace re-checked (``PaceRecheck``), and one that lost hands the next item back to
+the caller's thread (BLAS's threads settle). A win is remembered across runs (the profile
+store): the script's next run starts on threads (``_head_start.straight_to_blas_threads``).
+
+Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that tried ran
+20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a trial to stay
+under a quarter of them) 1-3 ms. So a function whose trials lost k times in a row
 runs its next 2**k - 1 maps untried (``TrialOutcomes``): over many maps, a trial in a
 logarithmic few. BLAS keeps its threads: limiting them (threadpoolctl) is process-wide and
 would last as long as the consumer holds the map, for ~7% (76 against 82 ms on 2 threads).
@@ -39,18 +42,25 @@ from ._cost_model import format_seconds
 from ._decision import Decision, callable_name
 
 if TYPE_CHECKING:
+    from ._backends import ChunkObserver
     from ._lanes import MapOptions
     from ._runtime import Runtime
     from ._stats import SampleStats
 
 logger = logging.getLogger(__name__)
 _END = object()
+#: Chunks a thread runs, besides its first, before ``PaceRecheck`` judges: a fresh process's
+#: threads paid their first calls over 2-4 chunks each, and one chunk in 4-5 ran at 3-4x the
+#: others' time.
+_JUDGED_CHUNKS_PER_THREAD = 4
 
 
 def trial_threads(rt: Runtime) -> int:
     """One thread per core the user allows (``max_workers`` caps threads here as it caps
-    workers: the trial stands in for a pool), within the thread lane's cap."""
-    cores = rt.processes.worker_cap(rt.processes.profile())
+    workers: the trial stands in for a pool), within the thread lane's cap. The probe's
+    profile, not the process lane's: whether a pool would fork costs a scan of the process's
+    libraries (threadpoolctl: 5-8 ms, cold) that a map going straight to threads never needs."""
+    cores = rt.processes.worker_cap(rt.probe.profile())
     return min(rt.settings.thread_lane_max_threads, cores)
 
 
@@ -164,6 +174,11 @@ class ThreadTrial:
             switch = None if self.failed else self.decision(rest)
             if not self.failed:
                 rt.trials.record(self._fn, won=switch is not None)
+                if switch is None:
+                    rt.profiles.forget_thread_win(self._fn)
+                elif stats is not None:
+                    serial = replace(stats, compute_s=self._item_s)
+                    rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
             if switch is not None:
                 switch = replace(switch, reason="switched mid-run: " + switch.reason)
                 profile = rt.processes.profile()
@@ -176,7 +191,9 @@ class ThreadTrial:
                     total=None,
                     remaining=rest,
                 )
-                yield self.on_threads(args, switch, options)
+                plan = switch.chunksize, options.window(switch, rt.settings)
+                recheck = PaceRecheck(rt, self._fn, self._item_s, plan, threads=self.threads)
+                yield self.on_threads(args, switch, options, observer=recheck)
                 return True
         finally:
             self.close()
@@ -190,13 +207,19 @@ class ThreadTrial:
         return False
 
     def on_threads(
-        self, args: Iterator[tuple[Any, ...]], decision: Decision, options: MapOptions
+        self,
+        args: Iterator[tuple[Any, ...]],
+        decision: Decision,
+        options: MapOptions,
+        observer: ChunkObserver | None = None,
     ) -> Iterator[Any]:
         """``fn`` over ``args`` on the trial's threads, started on first use (``close`` ends
         them)."""
         if self._threads is None:
             self._threads = self._rt.threads.new_threads(self.threads)
-        results = self._rt.threads.run(self._fn, args, decision, options, threads=self._threads)
+        results = self._rt.threads.run(
+            self._fn, args, decision, options, observer, threads=self._threads
+        )
         try:
             yield from results
         finally:
@@ -244,7 +267,92 @@ class ThreadTrial:
         )
 
     def _chunksize(self, items: float) -> int:
-        """About ``thread_target_chunk_s`` of work a chunk, and at least one chunk a thread
-        for ``items`` items."""
-        by_time = round(self._rt.settings.thread_target_chunk_s / self._item_s)
-        return max(1, min(by_time, int(items / self.threads)))
+        return thread_chunksize(self._rt, self._item_s, items, self.threads)
+
+
+def thread_chunksize(rt: Runtime, item_s: float, items: float, threads: int) -> int:
+    """About ``thread_target_chunk_s`` of work a chunk, and at least one chunk a thread for
+    ``items`` items."""
+    by_time = round(rt.settings.thread_target_chunk_s / item_s) if item_s > 0 else 1
+    return max(1, min(by_time, int(items / threads)))
+
+
+class PaceRecheck:
+    """A ``ChunkObserver`` for threads chosen on a trial's word, this map's or an earlier
+    run's (``_head_start.straight_to_blas_threads``): a trial is short, and the threads' pace
+    can move after it (cold SVDs: a trial read 1.23-1.54x, and the rest ran slower than the
+    loop). The threads' pace is read as the trial reads it, as results come (the consumer's
+    time counts, as it does in a loop), from the chunk after each thread's first (a fresh
+    process's threads paid their first BLAS calls over 2-4 chunks: 3-17 ms an item against
+    ~0.5 ms) until ``thread_trial_s`` has passed and each thread has run
+    ``_JUDGED_CHUNKS_PER_THREAD`` more. Each chunk's own time in its thread would not do:
+    their median over the threads read cold solves at 0.17-0.26 ms an item where results came
+    every 0.39-0.54 ms (the threads mostly took turns). Slower than the serial pace
+    ``item_s``: the rest runs one chunk at a time (the loop's pace: BLAS keeps its own
+    threads), the trial counts as lost, and later runs sample ``fn`` again (the profile store
+    forgets the win)."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        fn: Callable[..., Any],
+        item_s: float,
+        plan: tuple[int, int],
+        *,
+        threads: int,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._rt, self._fn, self._item_s, self._plan, self._threads = rt, fn, item_s, plan, threads
+        self._clock = clock
+        self._first_chunks = threads  # one a thread, each paying its first calls
+        self._since = 0.0  # when the first of them came back
+        self._chunks = self._items = 0  # judged: the chunks after those
+
+    def __call__(
+        self,
+        chunk: list[tuple[Any, ...]],
+        results: list[Any],
+        error: BaseException | None,
+        wall_s: float,
+        cpu_s: float,
+    ) -> tuple[int, int] | None:
+        if error is not None:
+            return self._plan  # the map ends there
+        now = self._clock()
+        if self._first_chunks > 0:
+            self._first_chunks -= 1
+            self._since = now
+            return None
+        self._chunks += 1
+        self._items += len(chunk)
+        elapsed_s = now - self._since
+        enough = _JUDGED_CHUNKS_PER_THREAD * self._threads
+        if elapsed_s < self._rt.settings.thread_trial_s or self._chunks < enough:
+            return None
+        # The other threads' chunks under way when the clock started had begun before it.
+        steady = self._items - (self._threads - 1) * self._plan[0]
+        pace_s = elapsed_s / max(1, steady)
+        speedup = self._item_s / pace_s
+        name = callable_name(self._fn)
+        logger.debug(
+            "threads of %s: %d items at %s each against %s serially (%.2fx)",
+            name,
+            self._items,
+            format_seconds(pace_s),
+            format_seconds(self._item_s),
+            speedup,
+        )
+        if speedup >= 1.0:
+            return self._plan
+        rt = self._rt
+        rt.trials.record(self._fn, won=False)
+        rt.profiles.forget_thread_win(self._fn)
+        why = (
+            f"threads ran {self._items} items at {format_seconds(pace_s)} each against "
+            f"{format_seconds(self._item_s)} serially ({speedup:.2f}x): the rest runs one "
+            "chunk at a time"
+        )
+        logger.info("map(%s): %s", name, why)
+        chunksize = self._plan[0]
+        rt.revise(self._fn, Decision("thread", 1, chunksize, 1.0, 1.0, why))
+        return chunksize, 1
