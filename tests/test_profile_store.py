@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,34 @@ def test_a_corrupt_or_foreign_file_is_ignored_with_a_debug_line(
     assert store(tmp_path).recall(square_after_spin) is not None
 
 
+def test_a_won_thread_trial_is_remembered_even_cheap_until_threads_lose(tmp_path: Path) -> None:
+    profiles = store(tmp_path)
+    cheap = SampleStats(5, 0.0005, 0.001, 0.1, 0.0006)  # under send_ahead_above_s, unpickled
+    profiles.remember_thread_win(square_after_spin, cheap, 1.7)
+    again = store(tmp_path)  # a new process reads the file
+    assert again.recall_thread_win(square_after_spin) == 1.7
+    recalled = again.recall(square_after_spin)
+    assert recalled is not None
+    assert recalled.compute_s == 0.0005
+    again.remember(square_after_spin, costly(0.002))  # the item time moved: rewritten...
+    assert store(tmp_path).recall_thread_win(square_after_spin) == 1.7  # ...the win kept
+    again.forget_thread_win(square_after_spin)
+    third = store(tmp_path)
+    assert third.recall_thread_win(square_after_spin) is None
+    assert third.recall(square_after_spin) is not None  # the figures stay
+
+
+@pytest.mark.parametrize("bad", [-1.0, "2", None, 0.0, True, float("nan")])
+def test_a_bad_thread_win_is_not_trusted(tmp_path: Path, bad: object) -> None:
+    store(tmp_path).remember_thread_win(square_after_spin, costly(0.001), 1.7)
+    path = tmp_path / "profiles.json"
+    data = json.loads(path.read_text())
+    for entry in data["entries"].values():
+        entry["threads_won"] = bad
+    path.write_text(json.dumps(data))
+    assert store(tmp_path).recall_thread_win(square_after_spin) is None
+
+
 @pytest.mark.parametrize("bad", [-1.0, "0.05", None, float("inf"), True])
 def test_a_bad_entry_is_not_trusted_and_is_replaced(tmp_path: Path, bad: object) -> None:
     store(tmp_path).remember(square_after_spin, costly())
@@ -222,3 +251,57 @@ def test_a_remembered_waiting_function_goes_to_threads_unsampled_and_starts_no_p
     assert "no sample here" not in first.decision.reason
     assert "items waited in an earlier run" in again.decision.reason, again.summary()
     assert worker_pids() <= workers_before
+
+
+def nap_4ms(x: int) -> tuple[int, str]:
+    time.sleep(0.004)  # releases the GIL, as a BLAS call does
+    return x * 3, threading.current_thread().name
+
+
+def burn_2ms_of_cpu(x: int) -> tuple[int, str]:
+    """2 ms of this thread's CPU: two threads of it take turns at the GIL."""
+    end = time.thread_time() + 0.002
+    while time.thread_time() < end:
+        pass
+    return x * 3, threading.current_thread().name
+
+
+def blas_like(compute_s: float) -> SampleStats:
+    """What a serial run that tried threads remembers: its pace, on several cores."""
+    return SampleStats(5, compute_s, 2 * compute_s, 0.1, compute_s, single_thread_s=compute_s)
+
+
+@pytest.mark.timeout(60)
+def test_a_function_whose_thread_trial_won_goes_to_threads_unsampled_in_a_later_run() -> None:
+    probe = FakeProbe(make_profile(usable_cpus=2))
+    with AutoExecutor(probe=probe) as earlier:  # an earlier run's trial won
+        earlier._runtime.profiles.remember_thread_win(nap_4ms, blas_like(0.004), 1.9)
+    with AutoExecutor(probe=probe) as ex:
+        out = list(ex.map(nap_4ms, range(60)))
+        record = ex.last_decision
+    assert [x for x, _ in out] == [x * 3 for x in range(60)]
+    assert {name.startswith("amorsize_exec-thread") for _, name in out} == {True}  # none here
+    assert record is not None
+    assert (record.lane, record.decision.workers) == ("thread", 2), record.summary()
+    assert record.decision.reason.startswith(
+        "items released the GIL in an earlier run (1.90x on 2 threads, 4 ms each serially): "
+        "no sample here"
+    )
+    assert ex._runtime.profiles.recall_thread_win(nap_4ms) == 1.9  # the re-check agreed
+
+
+@pytest.mark.timeout(60)
+def test_a_remembered_thread_win_that_no_longer_holds_runs_the_rest_one_chunk_at_a_time() -> None:
+    """Remembered at 1 ms an item serially; now each item holds the GIL for 2 ms."""
+    probe = FakeProbe(make_profile(usable_cpus=2))
+    with AutoExecutor(probe=probe) as earlier:
+        earlier._runtime.profiles.remember_thread_win(burn_2ms_of_cpu, blas_like(0.001), 1.9)
+    with AutoExecutor(probe=probe) as ex:
+        out = list(ex.map(burn_2ms_of_cpu, range(100)))
+        record = ex.last_decision
+        store = ex._runtime.profiles
+    assert [x for x, _ in out] == [x * 3 for x in range(100)]
+    assert record is not None
+    assert (record.lane, record.decision.workers) == ("thread", 1), record.summary()
+    assert "the rest runs one chunk at a time" in record.decision.reason
+    assert store.recall_thread_win(burn_2ms_of_cpu) is None  # the next run samples first

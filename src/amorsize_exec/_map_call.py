@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision, callable_name
-from ._head_start import Known, learn, send_ahead, straight_to_threads
+from ._head_start import (
+    Known,
+    learn,
+    send_ahead,
+    straight_to_blas_threads,
+    straight_to_threads,
+)
 from ._sampler import Sample, pickling_problem
 from ._thread_trial import ThreadTrial, trial_items
 from ._worker_lesson import LessonFromWorkers
@@ -71,6 +77,8 @@ class MapCall:
         known = Known.of(self._rt, self._fn)
         if publish is None and not self._rt.strict:
             tail = straight_to_threads(self._rt, self._request, known)
+            if tail is None:
+                tail = straight_to_blas_threads(self._rt, self._request, known)
             if tail is not None:
                 return tail
         sampled = self._sample(publish, known)
