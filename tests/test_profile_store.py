@@ -272,10 +272,10 @@ def blas_like(compute_s: float) -> SampleStats:
 
 
 @pytest.mark.timeout(60)
-def test_a_function_whose_thread_trial_won_goes_to_threads_unsampled_in_a_later_run() -> None:
+def test_a_function_whose_thread_trial_won_runs_on_threads_unsampled_in_a_later_run() -> None:
     probe = FakeProbe(make_profile(usable_cpus=2))
-    with AutoExecutor(probe=probe) as earlier:  # an earlier run's trial won
-        earlier._runtime.profiles.remember_thread_win(nap_4ms, blas_like(0.004), 1.9)
+    with AutoExecutor(probe=probe) as earlier:  # an earlier run's trial won, 6 ms an item
+        earlier._runtime.profiles.remember_thread_win(nap_4ms, blas_like(0.006), 1.9)
     with AutoExecutor(probe=probe) as ex:
         out = list(ex.map(nap_4ms, range(60)))
         record = ex.last_decision
@@ -283,17 +283,18 @@ def test_a_function_whose_thread_trial_won_goes_to_threads_unsampled_in_a_later_
     assert {name.startswith("amorsize_exec-thread") for _, name in out} == {True}  # none here
     assert record is not None
     assert (record.lane, record.decision.workers) == ("thread", 2), record.summary()
-    assert record.decision.reason.startswith(
-        "items released the GIL in an earlier run (1.90x on 2 threads, 4 ms each serially): "
-        "no sample here"
+    assert record.decision.reason == (
+        "items released the GIL in an earlier run (1.90x, 6 ms each serially): no sample "
+        "here; the rest runs here if the threads fall behind that pace"
     )
-    assert ex._runtime.profiles.recall_thread_win(nap_4ms) == 1.9  # the re-check agreed
+    assert ex._runtime.profiles.recall_thread_win(nap_4ms) == 1.9  # still remembered
 
 
 @pytest.mark.timeout(60)
-def test_a_remembered_thread_win_that_no_longer_holds_runs_the_rest_one_chunk_at_a_time() -> None:
-    """Remembered at 1 ms an item serially; now each item holds the GIL for 2 ms."""
-    probe = FakeProbe(make_profile(usable_cpus=2))
+def test_a_remembered_thread_win_that_no_longer_holds_hands_the_rest_back_to_the_caller() -> None:
+    """Remembered at 1 ms an item serially; now each item holds the GIL for 2 ms. A dear pool
+    (5 s to start) keeps the rest here."""
+    probe = FakeProbe(make_profile(usable_cpus=2, pool_start_s=5.0, start_method="loky"))
     with AutoExecutor(probe=probe) as earlier:
         earlier._runtime.profiles.remember_thread_win(burn_2ms_of_cpu, blas_like(0.001), 1.9)
     with AutoExecutor(probe=probe) as ex:
@@ -301,7 +302,11 @@ def test_a_remembered_thread_win_that_no_longer_holds_runs_the_rest_one_chunk_at
         record = ex.last_decision
         store = ex._runtime.profiles
     assert [x for x, _ in out] == [x * 3 for x in range(100)]
+    ran_on = [name for _, name in out]
+    assert ran_on[0].startswith("amorsize_exec-thread")  # the trial
+    assert ran_on[-1] == "MainThread"  # the rest, at the loop's pace
     assert record is not None
-    assert (record.lane, record.decision.workers) == ("thread", 1), record.summary()
-    assert "the rest runs one chunk at a time" in record.decision.reason
+    assert record.lane == "serial", record.summary()
+    pattern = r"threads ran \d+ items at [\d.]+ ms each against 1 ms serially \(0\.\d+x\): "
+    assert re.fullmatch(pattern + "the rest runs here", record.decision.reason), record.summary()
     assert store.recall_thread_win(burn_2ms_of_cpu) is None  # the next run samples first

@@ -24,7 +24,8 @@ import pytest
 from amorsize_exec import AutoExecutor, Settings
 from amorsize_exec._lanes import MapOptions
 from amorsize_exec._stats import SampleStats
-from amorsize_exec._thread_trial import PaceRecheck, ThreadTrial, trial_items
+from amorsize_exec._thread_pace import PaceRecheck
+from amorsize_exec._thread_trial import ThreadTrial, trial_items
 from amorsize_exec._trial_outcomes import MOST_UNTRIED, TrialOutcomes
 from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
 

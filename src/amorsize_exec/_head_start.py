@@ -13,9 +13,9 @@ this executor's previous map (``Planner.last_stats``) or an earlier run of the s
   chunk back re-checks (``ThreadRecheck``): items that no longer wait run one chunk at a time,
   the pace of the loop. Otherwise one sampled item that waits is enough, the earlier map being
   the second that agrees (``Known.mostly_waited``);
-- items whose thread trial won in an earlier run (BLAS calls, which release the GIL): the map
-  goes to one thread per core at once, unsampled (``straight_to_blas_threads``), and the
-  threads' pace is re-checked against the serial pace remembered (``PaceRecheck``);
+- items whose thread trial won in an earlier run (BLAS calls, which release the GIL): all of
+  the map goes to threads, unsampled, judged against the serial pace remembered
+  (``threads_first``);
 - and the lesson is kept true: the pool's first chunks tell what an item costs in a worker
   (``_worker_lesson``), which replaces a sample that ran beside items sent ahead or was one
   slow first call.
@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from . import _cost_model
 from ._decision import Decision
 from ._stats import mostly_waits
-from ._thread_trial import PaceRecheck, thread_chunksize, trial_threads
+from ._thread_trial import affordable_trial, thread_chunksize, trial_threads
 
 if TYPE_CHECKING:
     from ._lanes import MapRequest
@@ -101,44 +101,37 @@ def straight_to_threads(rt: Runtime, request: MapRequest, known: Known) -> Itera
     return rt.threads.run(request.fn, request.args(), decision, request.options, observer=recheck)
 
 
-def straight_to_blas_threads(
-    rt: Runtime, request: MapRequest, known: Known
-) -> Iterator[Any] | None:
-    """All of the map on one thread per core, unsampled, if a thread trial of ``fn`` won in an
-    earlier run (``ProfileStore.recall_thread_win``: items that release the GIL, as BLAS
-    calls do), its length is known and its work would have afforded a trial (``None``: sample
-    first). A cold run otherwise samples, runs serially and tries threads again, each time:
-    200 solves took 89-131 ms that way against 74-103 ms for ``ThreadPoolExecutor(2)``
-    (full8, cold); and a trial lost more often in a process that had first run solves on its
-    main thread. The threads' pace is re-checked against the remembered serial pace
-    (``PaceRecheck``), the item time known from that run."""
-    stats, settings, n = known.stats, rt.settings, request.total
+def threads_first(rt: Runtime, request: MapRequest, known: Known) -> SampleStats | None:
+    """The figures a map starts from, unsampled, if a thread trial of ``fn`` won in an earlier
+    run (``ProfileStore.recall_thread_win``: items that release the GIL, as BLAS calls do),
+    its length is known and its work affords a trial (``None``: sample first). All of the map
+    then goes to one thread per core as one trial (``ThreadTrial``, planned), judged on the
+    map itself against the serial pace remembered (``PaceJudge``): threads that fall behind
+    it get no more items, and the rest runs here at the loop's pace. A cold run otherwise
+    sampled and ran serially before its trial, each time (200 solves: 89-131 ms, against
+    74-103 ms for ``ThreadPoolExecutor(2)``, full8 cold), and trials lost more often in a
+    process that had run solves on its main thread."""
+    stats, n = known.stats, request.total
     if not known.remembered or stats is None or n is None or rt.cluster is not None:
         return None
-    threads = trial_threads(rt)
-    work_s = n * stats.compute_s * settings.thread_trial_max_part
-    if threads < 2 or settings.thread_trial_s <= 0 or work_s < settings.thread_trial_s:
+    if not affordable_trial(rt, n, stats.compute_s):
         return None
     speedup = rt.profiles.recall_thread_win(request.fn)
     if speedup is None:
         return None
-    chunksize = request.options.chunksize or thread_chunksize(
-        rt, stats.compute_s, n / settings.chunks_per_worker, threads
-    )
     took = _cost_model.format_seconds(stats.compute_s)
+    threads = trial_threads(rt)
     decision = Decision(
         "thread",
         threads,
-        chunksize,
+        thread_chunksize(rt, stats.compute_s, n, threads),
         speedup,
         speedup,
-        f"items released the GIL in an earlier run ({speedup:.2f}x on {threads} threads, "
-        f"{took} each serially): no sample here, the threads' pace is re-checked",
+        f"items released the GIL in an earlier run ({speedup:.2f}x, {took} each serially): "
+        "no sample here; the rest runs here if the threads fall behind that pace",
     )
     rt.record("map", request.fn, decision, stats=stats, profile=None, total=n, remaining=n)
-    plan = chunksize, request.options.window(decision, settings)
-    recheck = PaceRecheck(rt, request.fn, stats.compute_s, plan, threads=threads)
-    return rt.threads.run(request.fn, request.args(), decision, request.options, observer=recheck)
+    return replace(stats, items=0)
 
 
 class ThreadRecheck:

@@ -35,8 +35,8 @@ from ._head_start import (
     Known,
     learn,
     send_ahead,
-    straight_to_blas_threads,
     straight_to_threads,
+    threads_first,
 )
 from ._sampler import Sample, pickling_problem
 from ._thread_trial import ThreadTrial, trial_items
@@ -77,10 +77,15 @@ class MapCall:
         known = Known.of(self._rt, self._fn)
         if publish is None and not self._rt.strict:
             tail = straight_to_threads(self._rt, self._request, known)
-            if tail is None:
-                tail = straight_to_blas_threads(self._rt, self._request, known)
             if tail is not None:
                 return tail
+            first = threads_first(self._rt, self._request, known)
+            if first is not None:  # unsampled: the map opens with a thread trial
+                opened = Sample(fn=self._fn, stats=first)
+                batches = self._in_process(
+                    opened, self._total, starting=None, sent=(), warm_up_after=0, won_before=True
+                )
+                return itertools.chain.from_iterable(batches)
         sampled = self._sample(publish, known)
         sample, stats = sampled.sample, sampled.sample.stats
         if not self._wanted():  # the consumer timed out during the sample: nothing more to run
@@ -212,6 +217,7 @@ class MapCall:
         starting: PoolStart | None,
         sent: tuple[Iterator[Any], ...],
         warm_up_after: int,
+        won_before: bool = False,
     ) -> Iterator[Iterator[Any]]:
         """The serial lane in batches, re-planned between them: each time the work done has
         doubled (and when it reaches a pool start, for inputs without a length), and while a
@@ -238,10 +244,15 @@ class MapCall:
         source: Iterator[Any] = (
             self._iterators[0] if single else zip(*self._iterators, strict=False)
         )
-        # Items that used several cores (BLAS): a batch on threads, against the sample's pace.
-        tried = 0 if starting is not None else trial_items(rt, fn, stats, remaining, per_item_s)
+        # Items that used several cores (BLAS): a batch on threads, against the sample's pace;
+        # all of the map, if their trial won in an earlier run (``threads_first``).
+        tried = 0
+        if won_before:
+            tried = remaining or 0
+        elif starting is None:
+            tried = trial_items(rt, fn, stats, remaining, per_item_s)
         if tried and remaining is not None:
-            trial = ThreadTrial(rt, fn, tried, per_item_s)
+            trial = ThreadTrial(rt, fn, tried, per_item_s, planned=won_before)
             options = self._options
             if (yield from trial.take_or_hand_back(source, single, stats, remaining, options)):
                 return

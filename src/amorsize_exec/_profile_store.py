@@ -14,8 +14,8 @@ qualified name and bytecode (an edited function is a new entry); only functions 
 are costly enough to send ahead are written, and functions whose items mostly wait (one
 sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
 none, and the entry says so), and functions whose thread trial won (``remember_thread_win``:
-a cold run of them goes straight to threads, whose pace it re-checks; a trial or re-check
-that loses forgets the win). ``Settings.remember_profiles = 0`` turns it off.
+a cold run of them opens with a trial, unsampled; a trial or re-check that loses forgets
+the win). ``Settings.remember_profiles = 0`` turns it off.
 
 The file also keeps the machine's measured pool costs (``recall_calibration``): measuring them
 takes 7 round trips and 3 one-megabyte transfers on the pool a map has just started, 30-80 ms
@@ -167,7 +167,7 @@ class ProfileStore:
     ) -> None:
         """Keep that ``fn``'s items ran ``speedup`` times faster on threads than serially
         (``stats``: the serial pace), whatever their cost: a cold run then starts on threads
-        (``_head_start.straight_to_blas_threads``)."""
+        (``_head_start.threads_first``)."""
         if self.path is None or not stats.picklable:
             return
         with self._lock:

@@ -17,7 +17,7 @@ first chunks made a 1.5x gain read 1.07-1.37x. A trial stops feeding its threads
 longer win; the threads of one that won run the rest (new ones would pay their first BLAS calls
 again), their pace re-checked (``PaceRecheck``), and one that lost hands the next item back to
 the caller's thread (BLAS's threads settle). A win is remembered across runs (the profile
-store): the script's next run starts on threads (``_head_start.straight_to_blas_threads``).
+store): the script's next run opens with a trial, unsampled (``_head_start.threads_first``).
 
 Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that tried ran
 20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a trial to stay
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cost_model import format_seconds
 from ._decision import Decision, callable_name
+from ._thread_pace import PaceJudge, PaceRecheck
 
 if TYPE_CHECKING:
     from ._backends import ChunkObserver
@@ -49,17 +50,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _END = object()
-#: Chunks a thread runs, besides its first, before ``PaceRecheck`` judges: a fresh process's
-#: threads paid their first calls over 2-4 chunks each, and one chunk in 4-5 ran at 3-4x the
-#: others' time.
-_JUDGED_CHUNKS_PER_THREAD = 4
 
 
 def trial_threads(rt: Runtime) -> int:
     """One thread per core the user allows (``max_workers`` caps threads here as it caps
     workers: the trial stands in for a pool), within the thread lane's cap. The probe's
     profile, not the process lane's: whether a pool would fork costs a scan of the process's
-    libraries (threadpoolctl: 5-8 ms, cold) that a map going straight to threads never needs."""
+    libraries (threadpoolctl: 5-8 ms, cold) that a map which opens with a trial and wins
+    (``_head_start.threads_first``) never needs."""
     cores = rt.processes.worker_cap(rt.probe.profile())
     return min(rt.settings.thread_lane_max_threads, cores)
 
@@ -72,26 +70,46 @@ def trial_items(
     item_s: float,
 ) -> int:
     """How many items the trial runs on threads (0: no trial). Only for items timed on one
-    BLAS thread (they ran on several cores), a known number left, work enough that the
-    trial is a small part of it, and a map whose turn it is (``TrialOutcomes``: asking
-    counts this map as one untried when it is not)."""
-    s = rt.settings
-    if stats is None or stats.single_thread_s <= 0 or left is None or item_s <= 0:
+    BLAS thread (they ran on several cores), a known number left, work enough
+    (``affordable_trial``), and a map whose turn it is (``TrialOutcomes``: asking counts this
+    map as one untried when it is not)."""
+    if stats is None or stats.single_thread_s <= 0 or left is None:
         return 0
-    if s.thread_trial_s <= 0 or trial_threads(rt) < 2:
+    items = affordable_trial(rt, left, item_s)
+    return items if items and rt.trials.due(fn) else 0
+
+
+def affordable_trial(rt: Runtime, left: int, item_s: float) -> int:
+    """Items that ``thread_trial_s`` of work holds at ``item_s`` an item (4 at least), if
+    they are at most ``thread_trial_max_part`` of the ``left`` and threads may run (0: no
+    trial)."""
+    s = rt.settings
+    if item_s <= 0 or s.thread_trial_s <= 0 or trial_threads(rt) < 2:
         return 0
     items = max(4, math.ceil(s.thread_trial_s / item_s))
-    if items > s.thread_trial_max_part * left:
-        return 0
-    return items if rt.trials.due(fn) else 0
+    return 0 if items > s.thread_trial_max_part * left else items
 
 
 class ThreadTrial:
     """Runs ``items`` of ``fn``'s remaining arguments on one thread per core, timed, against
     the serial run's ``item_s`` per item; then ``decision`` says whether the rest goes there."""
 
-    def __init__(self, rt: Runtime, fn: Callable[..., Any], items: int, item_s: float) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        fn: Callable[..., Any],
+        items: int,
+        item_s: float,
+        *,
+        planned: bool = False,
+    ) -> None:
         self._rt, self._fn, self.items, self._item_s = rt, fn, items, item_s
+        # All of a map sent to threads by a remembered win (``_head_start.threads_first``):
+        # its items stop going there only if the threads fall behind the serial pace
+        # (``_keeping_pace``), and a loss revises the map's record to serial.
+        self._planned = planned
+        self._judge: PaceJudge | None = None
+        self.stopped = False  # a planned trial's threads fell behind: the rest runs here
         self.threads = trial_threads(rt)
         self.ran = 0
         self.at_serial_pace = 0  # items the serial run counts at its own pace, not as timed
@@ -99,6 +117,7 @@ class ThreadTrial:
         self.failed = False
         self._first_s = self._steady_s = 0.0
         self._chunk = 1
+        self._verdict = "no result"  # the trial's figures, in words (``decision``)
         # The trial's threads run the rest if it wins: new ones paid their first BLAS calls
         # again (cold solves: the rest's 10th result 21 ms after the switch, against 5.5 ms).
         self._threads: ThreadPoolExecutor | None = None
@@ -106,16 +125,27 @@ class ThreadTrial:
     def run(self, args: Iterator[tuple[Any, ...]], options: MapOptions) -> Iterator[Any]:
         """The results of the next ``items`` of ``args`` (no more is read), in order; the
         consumer's time counts, as for serial batches. Items stop going to the threads once
-        they can no longer win (``_while_winnable``)."""
+        they can no longer win (``_while_winnable``), or, planned, once they fall behind the
+        serial pace (``_keeping_pace``)."""
         self._chunk = self._chunksize(self.items)
         plan = Decision("thread", self.threads, self._chunk, 1.0, 1.0, "trial")
         started = time.perf_counter()
-        trial_args = self._while_winnable(itertools.islice(args, self.items))
+        some = itertools.islice(args, self.items)
+        trial_args: Iterator[tuple[Any, ...]]
+        if self._planned:
+            judge = self._judge = PaceJudge(
+                self._rt.settings.thread_trial_s, self._item_s, self.threads, self._chunk
+            )
+            trial_args = self._keeping_pace(some, judge)
+        else:
+            trial_args = self._while_winnable(some)
         try:
             for result in self.on_threads(trial_args, plan, options):
                 self.ran += 1
                 if self.ran == 1:
                     self._first_s = time.perf_counter()
+                if self._judge is not None:
+                    self._judge.came(1)
                 yield result
         except BaseException:
             self.failed = True  # the map ends here, as a thread lane's does at an exception
@@ -149,6 +179,29 @@ class ThreadTrial:
                 return
             yield item
 
+    def _keeping_pace(
+        self, args: Iterator[tuple[Any, ...]], judge: PaceJudge
+    ) -> Iterator[tuple[Any, ...]]:
+        """``args`` unless the threads, judged once (``PaceJudge``), fell behind the serial
+        pace: then no more is read (``stopped``), and the rest runs here at the loop's pace
+        (a worker thread running one chunk at a time ran cold SVDs 15% behind it). No item is
+        read and dropped: the verdict is checked before each is read."""
+        while judge.speedup is None or judge.speedup >= 1.0:
+            item: Any = next(args, _END)
+            if item is _END:
+                return
+            yield item
+        self.stopped = True
+        self._verdict = judge.verdict
+
+    def outcome(self, left: int) -> tuple[bool, Decision | None]:
+        """Whether the threads won, and the plan for the ``left`` items after the trial (none
+        for a planned trial: its items were all the map's)."""
+        if self._planned:
+            return not self.stopped, None
+        switch = self.decision(left)
+        return switch is not None, switch
+
     def take_or_hand_back(
         self,
         source: Iterator[Any],
@@ -171,14 +224,19 @@ class ThreadTrial:
         try:
             yield self.run(args, options)
             rest = left - self.ran
-            switch = None if self.failed else self.decision(rest)
-            if not self.failed:
-                rt.trials.record(self._fn, won=switch is not None)
-                if switch is None:
-                    rt.profiles.forget_thread_win(self._fn)
-                elif stats is not None:
-                    serial = replace(stats, compute_s=self._item_s)
-                    rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
+            if self.failed:
+                return True
+            won, switch = self.outcome(rest)
+            rt.trials.record(self._fn, won=won)
+            if not won:
+                rt.profiles.forget_thread_win(self._fn)
+                if self._planned:
+                    rt.revise(self._fn, Decision.serial(self.lost_why()))
+            elif switch is not None and stats is not None:
+                serial = replace(stats, compute_s=self._item_s)
+                rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
+            if won and switch is None:
+                return True  # a planned trial: all of the map ran on threads
             if switch is not None:
                 switch = replace(switch, reason="switched mid-run: " + switch.reason)
                 profile = rt.processes.profile()
@@ -197,8 +255,6 @@ class ThreadTrial:
                 return True
         finally:
             self.close()
-        if self.failed:
-            return True
         self.at_serial_pace = self.ran
         back = rt.serial.batch(self._fn, source, 1, single=single)
         if back is not None:
@@ -233,6 +289,18 @@ class ThreadTrial:
         if threads is not None:
             threads.shutdown(wait=False)
 
+    def lost_why(self) -> str:
+        """Why the rest runs here after a lost trial, in words."""
+        if self._planned:
+            return f"{self._verdict}: the rest runs here"
+        if self.ran < self.items:
+            return (
+                f"threads lost their trial: stopped after {self.ran} of {self.items} items, "
+                f"too slow to reach {self._rt.settings.min_speedup:.2g}x against "
+                f"{format_seconds(self._item_s)} an item serially; the rest runs here"
+            )
+        return f"threads lost their trial: {self._verdict}; the rest runs here"
+
     def decision(self, left: int) -> Decision | None:
         """Threads for the ``left`` items after the trial, if it ran ``min_speedup`` times
         faster per item than the sample; else ``None``."""
@@ -243,15 +311,11 @@ class ThreadTrial:
         steady = self.ran - self.threads * self._chunk
         trial_item_s = self._steady_s / steady if steady > 0 else self.wall_s / self.ran
         speedup = self._item_s / trial_item_s
-        logger.debug(
-            "thread trial of %s: %d items on %d threads, %s each against %s serially (%.2fx)",
-            callable_name(self._fn),
-            self.ran,
-            self.threads,
-            format_seconds(trial_item_s),
-            format_seconds(self._item_s),
-            speedup,
+        self._verdict = (
+            f"{self.ran} items on {self.threads} threads took {format_seconds(trial_item_s)} "
+            f"each against {format_seconds(self._item_s)} here ({speedup:.2f}x)"
         )
+        logger.debug("thread trial of %s: %s", callable_name(self._fn), self._verdict)
         if speedup < self._rt.settings.min_speedup:
             return None
         per_thread = left / (self.threads * self._rt.settings.chunks_per_worker)
@@ -261,9 +325,7 @@ class ThreadTrial:
             self._chunksize(per_thread * self.threads),
             speedup,
             speedup,
-            f"items release the GIL: {self.ran} items on {self.threads} threads took "
-            f"{format_seconds(trial_item_s)} each against {format_seconds(self._item_s)} "
-            f"here ({speedup:.2f}x)",
+            f"items release the GIL: {self._verdict}",
         )
 
     def _chunksize(self, items: float) -> int:
@@ -275,84 +337,3 @@ def thread_chunksize(rt: Runtime, item_s: float, items: float, threads: int) -> 
     ``items`` items."""
     by_time = round(rt.settings.thread_target_chunk_s / item_s) if item_s > 0 else 1
     return max(1, min(by_time, int(items / threads)))
-
-
-class PaceRecheck:
-    """A ``ChunkObserver`` for threads chosen on a trial's word, this map's or an earlier
-    run's (``_head_start.straight_to_blas_threads``): a trial is short, and the threads' pace
-    can move after it (cold SVDs: a trial read 1.23-1.54x, and the rest ran slower than the
-    loop). The threads' pace is read as the trial reads it, as results come (the consumer's
-    time counts, as it does in a loop), from the chunk after each thread's first (a fresh
-    process's threads paid their first BLAS calls over 2-4 chunks: 3-17 ms an item against
-    ~0.5 ms) until ``thread_trial_s`` has passed and each thread has run
-    ``_JUDGED_CHUNKS_PER_THREAD`` more. Each chunk's own time in its thread would not do:
-    their median over the threads read cold solves at 0.17-0.26 ms an item where results came
-    every 0.39-0.54 ms (the threads mostly took turns). Slower than the serial pace
-    ``item_s``: the rest runs one chunk at a time (the loop's pace: BLAS keeps its own
-    threads), the trial counts as lost, and later runs sample ``fn`` again (the profile store
-    forgets the win)."""
-
-    def __init__(
-        self,
-        rt: Runtime,
-        fn: Callable[..., Any],
-        item_s: float,
-        plan: tuple[int, int],
-        *,
-        threads: int,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._rt, self._fn, self._item_s, self._plan, self._threads = rt, fn, item_s, plan, threads
-        self._clock = clock
-        self._first_chunks = threads  # one a thread, each paying its first calls
-        self._since = 0.0  # when the first of them came back
-        self._chunks = self._items = 0  # judged: the chunks after those
-
-    def __call__(
-        self,
-        chunk: list[tuple[Any, ...]],
-        results: list[Any],
-        error: BaseException | None,
-        wall_s: float,
-        cpu_s: float,
-    ) -> tuple[int, int] | None:
-        if error is not None:
-            return self._plan  # the map ends there
-        now = self._clock()
-        if self._first_chunks > 0:
-            self._first_chunks -= 1
-            self._since = now
-            return None
-        self._chunks += 1
-        self._items += len(chunk)
-        elapsed_s = now - self._since
-        enough = _JUDGED_CHUNKS_PER_THREAD * self._threads
-        if elapsed_s < self._rt.settings.thread_trial_s or self._chunks < enough:
-            return None
-        # The other threads' chunks under way when the clock started had begun before it.
-        steady = self._items - (self._threads - 1) * self._plan[0]
-        pace_s = elapsed_s / max(1, steady)
-        speedup = self._item_s / pace_s
-        name = callable_name(self._fn)
-        logger.debug(
-            "threads of %s: %d items at %s each against %s serially (%.2fx)",
-            name,
-            self._items,
-            format_seconds(pace_s),
-            format_seconds(self._item_s),
-            speedup,
-        )
-        if speedup >= 1.0:
-            return self._plan
-        rt = self._rt
-        rt.trials.record(self._fn, won=False)
-        rt.profiles.forget_thread_win(self._fn)
-        why = (
-            f"threads ran {self._items} items at {format_seconds(pace_s)} each against "
-            f"{format_seconds(self._item_s)} serially ({speedup:.2f}x): the rest runs one "
-            "chunk at a time"
-        )
-        logger.info("map(%s): %s", name, why)
-        chunksize = self._plan[0]
-        rt.revise(self._fn, Decision("thread", 1, chunksize, 1.0, 1.0, why))
-        return chunksize, 1
