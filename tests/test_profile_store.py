@@ -132,10 +132,40 @@ def test_a_won_thread_trial_is_remembered_even_cheap_until_threads_lose(tmp_path
     assert recalled.compute_s == 0.0005
     again.remember(square_after_spin, costly(0.002))  # the item time moved: rewritten...
     assert store(tmp_path).recall_thread_win(square_after_spin) == 1.7  # ...the win kept
-    again.forget_thread_win(square_after_spin)
+    again.remember_thread_loss(square_after_spin, None)
     third = store(tmp_path)
     assert third.recall_thread_win(square_after_spin) is None
     assert third.recall(square_after_spin) is not None  # the figures stay
+
+
+def test_lost_thread_trials_leave_the_next_runs_untried_in_doubling_numbers(
+    tmp_path: Path,
+) -> None:
+    cheap = costly(0.001)
+    turns = []
+    for _ in range(11):  # each run a new process, and each run that tries loses
+        due = store(tmp_path).trial_due_this_run(square_after_spin)
+        turns.append(due)
+        if due:
+            store(tmp_path).remember_thread_loss(square_after_spin, cheap)
+    #       lost, 1 untried, lost, 3 untried, lost, 7 untried (4 of them seen here)
+    assert turns == [True, False, True, False, False, False, True, False, False, False, False]
+    store(tmp_path).remember_thread_win(square_after_spin, cheap, 1.5)  # a map that tried anyway
+    assert store(tmp_path).trial_due_this_run(square_after_spin)  # the losses are forgotten
+    assert store(tmp_path).trial_due_this_run(make_adder(1))  # nothing known: tried
+
+
+@pytest.mark.parametrize("bad", [[1], [-1, 3], [1.5, 1], "1,1", None, [True, True]])
+def test_a_bad_thread_loss_record_counts_as_none(tmp_path: Path, bad: object) -> None:
+    store(tmp_path).remember_thread_loss(square_after_spin, costly(0.001))
+    path = tmp_path / "profiles.json"
+    data = json.loads(path.read_text())
+    for entry in data["entries"].values():
+        entry["threads_lost"] = bad
+    path.write_text(json.dumps(data))
+    assert store(tmp_path).trial_due_this_run(square_after_spin)
+    store(tmp_path).remember_thread_loss(square_after_spin, None)  # counted afresh
+    assert not store(tmp_path).trial_due_this_run(square_after_spin)
 
 
 @pytest.mark.parametrize("bad", [-1.0, "2", None, 0.0, True, float("nan")])

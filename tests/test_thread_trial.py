@@ -106,6 +106,28 @@ def test_trial_items_skips_the_maps_after_a_lost_trial(ex: AutoExecutor) -> None
     ]
 
 
+def test_only_an_executors_first_map_of_a_function_asks_about_earlier_runs() -> None:
+    outcomes = TrialOutcomes()
+    asked = []
+
+    def earlier_runs_lost(fn: object) -> bool:
+        asked.append(fn)
+        return False
+
+    assert not outcomes.due(nap, earlier_runs_lost)  # this run is one left untried
+    assert outcomes.due(nap, earlier_runs_lost)  # the executor's next map: its own count
+    assert asked == [nap]
+
+
+def test_a_cold_run_after_lost_trials_in_earlier_runs_does_not_try(ex: AutoExecutor) -> None:
+    rt = ex._runtime
+    rt.profiles.remember_thread_loss(nap, ON_SEVERAL_CORES)  # an earlier run lost
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 0  # this run: untried
+    assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40  # its next map tries
+    with executor() as next_run:  # the run after: tried again (one loss, one run untried)
+        assert trial_items(next_run._runtime, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40
+
+
 @pytest.mark.parametrize(
     ("settings", "options"),
     [

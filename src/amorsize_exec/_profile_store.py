@@ -14,8 +14,9 @@ qualified name and bytecode (an edited function is a new entry); only functions 
 are costly enough to send ahead are written, and functions whose items mostly wait (one
 sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
 none, and the entry says so), and functions whose thread trial won (``remember_thread_win``:
-a cold run of them opens with a trial, unsampled; a trial or re-check that loses forgets
-the win). ``Settings.remember_profiles = 0`` turns it off.
+a cold run of them goes to threads unsampled), and those whose thread trials lost
+(``remember_thread_loss``: later runs try less often). ``Settings.remember_profiles = 0``
+turns it off.
 
 The file also keeps the machine's measured pool costs (``recall_calibration``): measuring them
 takes 7 round trips and 3 one-megabyte transfers on the pool a map has just started, 30-80 ms
@@ -44,6 +45,7 @@ from typing import Any
 
 from ._config import Settings, cache_dir
 from ._stats import SampleStats, mostly_waits
+from ._trial_outcomes import MOST_UNTRIED
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +65,10 @@ _FIELDS = (
 )
 #: An entry is rewritten only when the item time moved by more than this fraction.
 _REWRITE_CHANGE = 0.25
-#: An entry's field: the speedup of a thread trial that won (``remember_thread_win``).
+#: An entry's fields: the speedup of a thread trial that won (``remember_thread_win``), and
+#: the trials lost in a row with the runs left untried (``remember_thread_loss``).
 _THREADS_WON = "threads_won"
+_THREADS_LOST = "threads_lost"
 #: Remembered pool costs older than this are measured again (a machine's load and kernel move).
 _CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
@@ -167,7 +171,7 @@ class ProfileStore:
     ) -> None:
         """Keep that ``fn``'s items ran ``speedup`` times faster on threads than serially
         (``stats``: the serial pace), whatever their cost: a cold run then starts on threads
-        (``_head_start.threads_first``)."""
+        (``_head_start.threads_first``). Earlier losses are forgotten."""
         if self.path is None or not stats.picklable:
             return
         with self._lock:
@@ -184,20 +188,47 @@ class ProfileStore:
                 return  # a win on the same figures: nothing to write
             entries[key] = _entry(fn, stats, old)
             entries[key][_THREADS_WON] = speedup
+            entries[key].pop(_THREADS_LOST, None)
             self._write(entries)
 
-    def forget_thread_win(self, fn: Callable[..., Any]) -> None:
-        """Threads lost for ``fn`` (a trial, or a re-check of their pace): later runs sample
-        it first again."""
+    def remember_thread_loss(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
+        """Threads lost for ``fn`` (a trial, or a re-check of their pace): the win is
+        forgotten, and after k losses in a row the next 2**k - 1 runs do not try threads
+        (``trial_due_this_run``), as ``TrialOutcomes`` counts maps within one executor: cold
+        SVDs, which threads never sped up, took 249 ms with a trial each run against 232
+        without (loop 225; medians of 10 fresh interpreters, alternated)."""
         if self.path is None:
             return
         with self._lock:
             key = self._key(fn)
-            entry = None if key is None else self._loaded().get(key)
-            if entry is None or _THREADS_WON not in entry:
+            if key is None:
                 return
-            del entry[_THREADS_WON]
+            entries = self._loaded()
+            old = entries.get(key)
+            if old is None:
+                if stats is None or not stats.picklable:
+                    return
+                old = entries[key] = _entry(fn, stats, None)
+            old.pop(_THREADS_WON, None)
+            losses = _losses(old)[0] + 1
+            old[_THREADS_LOST] = [losses, min(2**losses - 1, MOST_UNTRIED)]
+            self._write(entries)
+
+    def trial_due_this_run(self, fn: Callable[..., Any]) -> bool:
+        """Whether this run tries threads for ``fn`` (else it counts as one run untried)."""
+        if self.path is None:
+            return True
+        with self._lock:
+            key = self._key(fn)
+            entry = None if key is None else self._loaded().get(key)
+            if entry is None:
+                return True
+            losses, untried = _losses(entry)
+            if untried <= 0:
+                return True
+            entry[_THREADS_LOST] = [losses, untried - 1]
             self._write(self._loaded())
+            return False
 
     def recall_calibration(self) -> dict[str, float]:
         """The pool costs an earlier run measured on this machine, by ``MachineProfile`` field
@@ -329,15 +360,29 @@ def machine_key() -> str:
 def _entry(
     fn: Callable[..., Any], stats: SampleStats, old: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """``fn``'s entry for ``stats``; a thread trial's win in ``old`` is kept (it says how the
-    items run, not what they cost)."""
+    """``fn``'s entry for ``stats``; thread trials' outcomes in ``old`` are kept (they say how
+    the items run, not what they cost)."""
     entry: dict[str, Any] = {name: getattr(stats, name) for name in _FIELDS}
     entry["pickling_measured"] = stats.pickling_measured
     entry["name"] = getattr(fn, "__qualname__", "?")
     entry["saved"] = time.time()
-    if old is not None and _THREADS_WON in old:
-        entry[_THREADS_WON] = old[_THREADS_WON]
+    for outcome in (_THREADS_WON, _THREADS_LOST):
+        if old is not None and outcome in old:
+            entry[outcome] = old[outcome]
     return entry
+
+
+def _losses(entry: dict[str, Any]) -> tuple[int, int]:
+    """An entry's thread trials lost in a row and runs left untried ((0, 0) if none, or not
+    two whole numbers)."""
+    lost = entry.get(_THREADS_LOST)
+    if (
+        isinstance(lost, list)
+        and len(lost) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in lost)
+    ):
+        return min(lost[0], 64), min(lost[1], MOST_UNTRIED)
+    return 0, 0
 
 
 def _close(old_s: float | None, new_s: float) -> bool:

@@ -85,8 +85,8 @@ class PaceJudge:
 class PaceRecheck:
     """A ``ChunkObserver`` for the rest of a won trial: slower than the serial pace
     (``PaceJudge``), the rest runs one chunk at a time (the loop's pace: BLAS keeps its own
-    threads), the trial counts as lost, and later runs sample ``fn`` again (the profile store
-    forgets the win)."""
+    threads), and the trial counts as lost (``TrialOutcomes``, and the profile store for later
+    runs)."""
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class PaceRecheck:
             return self._plan
         rt = self._rt
         rt.trials.record(self._fn, won=False)
-        rt.profiles.forget_thread_win(self._fn)
+        rt.profiles.remember_thread_loss(self._fn, None)
         why = f"{self._judge.verdict}: the rest runs one chunk at a time"
         logger.info("map(%s): %s", name, why)
         chunksize = self._plan[0]

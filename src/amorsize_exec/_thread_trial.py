@@ -72,11 +72,12 @@ def trial_items(
     """How many items the trial runs on threads (0: no trial). Only for items timed on one
     BLAS thread (they ran on several cores), a known number left, work enough
     (``affordable_trial``), and a map whose turn it is (``TrialOutcomes``: asking counts this
-    map as one untried when it is not)."""
+    map as one untried when it is not; the executor's first map of ``fn`` also asks the
+    profile store whether earlier runs' losses leave this run untried)."""
     if stats is None or stats.single_thread_s <= 0 or left is None:
         return 0
     items = affordable_trial(rt, left, item_s)
-    return items if items and rt.trials.due(fn) else 0
+    return items if items and rt.trials.due(fn, rt.profiles.trial_due_this_run) else 0
 
 
 def affordable_trial(rt: Runtime, left: int, item_s: float) -> int:
@@ -228,12 +229,12 @@ class ThreadTrial:
                 return True
             won, switch = self.outcome(rest)
             rt.trials.record(self._fn, won=won)
+            serial = None if stats is None else replace(stats, compute_s=self._item_s)
             if not won:
-                rt.profiles.forget_thread_win(self._fn)
+                rt.profiles.remember_thread_loss(self._fn, serial)
                 if self._planned:
                     rt.revise(self._fn, Decision.serial(self.lost_why()))
-            elif switch is not None and stats is not None:
-                serial = replace(stats, compute_s=self._item_s)
+            elif switch is not None and serial is not None:
                 rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
             if won and switch is None:
                 return True  # a planned trial: all of the map ran on threads

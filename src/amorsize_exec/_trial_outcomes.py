@@ -28,15 +28,25 @@ class TrialOutcomes:
         self._lost: weakref.WeakKeyDictionary[Callable[..., Any], list[int]] = (
             weakref.WeakKeyDictionary()
         )
+        self._asked: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()  # maps seen
 
-    def due(self, fn: Callable[..., Any]) -> bool:
-        """Whether this map of ``fn`` tries threads (else it counts as one map untried)."""
+    def due(
+        self,
+        fn: Callable[..., Any],
+        earlier_runs: Callable[[Callable[..., Any]], bool] | None = None,
+    ) -> bool:
+        """Whether this map of ``fn`` tries threads (else it counts as one map untried). The
+        first map of ``fn`` asks ``earlier_runs`` too (``ProfileStore.trial_due_this_run``):
+        a script's run is one executor's first map of its function, over and over."""
+        first = False
         with self._lock, contextlib.suppress(TypeError):
             entry = self._lost.get(fn)
             if entry is not None and entry[1] > 0:
                 entry[1] -= 1
                 return False
-        return True
+            first = fn not in self._asked
+            self._asked.add(fn)
+        return not first or earlier_runs is None or earlier_runs(fn)
 
     def record(self, fn: Callable[..., Any], *, won: bool) -> None:
         with self._lock, contextlib.suppress(TypeError):
