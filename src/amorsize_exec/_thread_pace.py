@@ -3,28 +3,23 @@
 A thread trial is short (``_thread_trial``), and the threads' pace can move after it: cold
 SVDs' trials read 1.23-1.54x, and the rest ran slower than the loop. So threads chosen on a
 trial's word, this map's or an earlier run's (``_head_start.threads_first``), are judged once
-more on the map itself (``PaceJudge``): as results come, so that the consumer's time counts as
-it does in a loop, from the results after each thread's first chunk (a fresh process's threads
-paid their first BLAS calls over 2-4 chunks: 3-17 ms an item against ~0.5 ms), once
-``thread_trial_s`` has passed and each thread has run ``JUDGED_CHUNKS_PER_THREAD`` chunks more.
-Each chunk's own time in its thread would not do: over the threads, it read cold solves at
-0.17-0.26 ms an item where results came every 0.39-0.54 ms (the threads mostly took turns).
-"""
+more on the map itself (``PaceJudge``); if they fall behind the serial pace, no more items go
+to them and the rest runs on the caller's thread (one chunk at a time on a worker thread ran
+cold SVDs ~15% behind the loop: 299 against 249 ms).
+
+They are judged as results come, so that the consumer's time counts as it does in a loop,
+from the results after each thread's first chunk (a fresh process's threads paid their first
+BLAS calls over 2-4 chunks: 3-17 ms an item against ~0.5 ms), once ``thread_trial_s`` has
+passed and each thread has run ``JUDGED_CHUNKS_PER_THREAD`` chunks more. Each chunk's own time
+in its thread would not do: over the threads, it read cold solves at 0.17-0.26 ms an item
+where results came every 0.39-0.54 ms (the threads mostly took turns)."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ._cost_model import format_seconds
-from ._decision import Decision, callable_name
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
-
-logger = logging.getLogger(__name__)
 
 #: Chunks a thread runs, besides its first, before the judge reads the pace: a fresh
 #: process's threads paid their first calls over 2-4 chunks each, and one chunk in 4-5 took
@@ -80,49 +75,3 @@ class PaceJudge:
             f"{format_seconds(self._item_s)} serially ({self.speedup:.2f}x)"
         )
         return self.speedup
-
-
-class PaceRecheck:
-    """A ``ChunkObserver`` for the rest of a won trial: slower than the serial pace
-    (``PaceJudge``), the rest runs one chunk at a time (the loop's pace: BLAS keeps its own
-    threads), and the trial counts as lost (``TrialOutcomes``, and the profile store for later
-    runs)."""
-
-    def __init__(
-        self,
-        rt: Runtime,
-        fn: Callable[..., Any],
-        item_s: float,
-        plan: tuple[int, int],
-        *,
-        threads: int,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._rt, self._fn, self._plan = rt, fn, plan
-        self._judge = PaceJudge(rt.settings.thread_trial_s, item_s, threads, plan[0], clock)
-
-    def __call__(
-        self,
-        chunk: list[tuple[Any, ...]],
-        results: list[Any],
-        error: BaseException | None,
-        wall_s: float,
-        cpu_s: float,
-    ) -> tuple[int, int] | None:
-        if error is not None:
-            return self._plan  # the map ends there
-        speedup = self._judge.came(len(chunk))
-        if speedup is None:
-            return None
-        name = callable_name(self._fn)
-        logger.debug("%s: %s", name, self._judge.verdict)
-        if speedup >= 1.0:
-            return self._plan
-        rt = self._rt
-        rt.trials.record(self._fn, won=False)
-        rt.profiles.remember_thread_loss(self._fn, None)
-        why = f"{self._judge.verdict}: the rest runs one chunk at a time"
-        logger.info("map(%s): %s", name, why)
-        chunksize = self._plan[0]
-        rt.revise(self._fn, Decision("thread", 1, chunksize, 1.0, 1.0, why))
-        return chunksize, 1

@@ -15,9 +15,11 @@ the threads for the rest if they went ``min_speedup`` times faster per item than
 Their pace is read from the first result on: counted from the start, the threads' start and
 first chunks made a 1.5x gain read 1.07-1.37x. A trial stops feeding its threads once it can no
 longer win; the threads of one that won run the rest (new ones would pay their first BLAS calls
-again), their pace re-checked (``PaceRecheck``), and one that lost hands the next item back to
-the caller's thread (BLAS's threads settle). A win is remembered across runs (the profile
-store): the script's next run opens with a trial, unsampled (``_head_start.threads_first``).
+again) until their pace, judged once more (``_thread_pace``), falls behind the serial one; then,
+as after a lost trial, the next item comes back to the caller's thread (BLAS's threads settle).
+Outcomes are remembered across runs (the profile store): after a win, the script's next run
+sends all of the map to threads unsampled (``_head_start.threads_first``); after k losses in a
+row, its next 2**k - 1 runs do not try.
 
 Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that tried ran
 20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a trial to stay
@@ -40,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cost_model import format_seconds
 from ._decision import Decision, callable_name
-from ._thread_pace import PaceJudge, PaceRecheck
+from ._thread_pace import PaceJudge
 
 if TYPE_CHECKING:
     from ._backends import ChunkObserver
@@ -107,8 +109,9 @@ class ThreadTrial:
         self._rt, self._fn, self.items, self._item_s = rt, fn, items, item_s
         # All of a map sent to threads by a remembered win (``_head_start.threads_first``):
         # its items stop going there only if the threads fall behind the serial pace
-        # (``_keeping_pace``), and a loss revises the map's record to serial.
+        # (``_keeping_pace``), as a won trial's rest does.
         self._planned = planned
+        self._says_threads = planned  # the map's record: a loss revises it to serial
         self._judge: PaceJudge | None = None
         self.stopped = False  # a planned trial's threads fell behind: the rest runs here
         self.threads = trial_threads(rt)
@@ -140,17 +143,10 @@ class ThreadTrial:
             trial_args = self._keeping_pace(some, judge)
         else:
             trial_args = self._while_winnable(some)
-        try:
-            for result in self.on_threads(trial_args, plan, options):
-                self.ran += 1
-                if self.ran == 1:
-                    self._first_s = time.perf_counter()
-                if self._judge is not None:
-                    self._judge.came(1)
-                yield result
-        except BaseException:
-            self.failed = True  # the map ends here, as a thread lane's does at an exception
-            raise
+        for result in self._counted(self.on_threads(trial_args, plan, options)):
+            if self.ran == 1:
+                self._first_s = time.perf_counter()
+            yield result
         self.wall_s = time.perf_counter() - started
         self._steady_s = time.perf_counter() - self._first_s
         if self.ran < self.items:
@@ -179,6 +175,18 @@ class ThreadTrial:
             if item is _END:
                 return
             yield item
+
+    def _counted(self, results: Iterator[Any]) -> Iterator[Any]:
+        """``results``, each counted (``ran``) and told to the pace judge, if any."""
+        try:
+            for result in results:
+                self.ran += 1
+                if self._judge is not None:
+                    self._judge.came(1)
+                yield result
+        except BaseException:
+            self.failed = True  # the map ends here, as a thread lane's does at an exception
+            raise
 
     def _keeping_pace(
         self, args: Iterator[tuple[Any, ...]], judge: PaceJudge
@@ -212,30 +220,25 @@ class ThreadTrial:
         options: MapOptions,
     ) -> Generator[Iterator[Any], None, bool]:
         """Runs the trial on the next items of ``source`` (items if ``single``, else argument
-        tuples); if the threads won, the rest goes there. Otherwise the next item runs here,
+        tuples); if the threads won, the rest goes there, until they fall behind the serial
+        pace (``_keeping_pace``). Otherwise, or then, the next item runs here,
         counted at the serial pace with the trial's (``at_serial_pace``): the first solve back
         on the caller's thread took 15-24 ms, against ~0.6 ms, in 6-9 of 30 fresh interpreters,
         and later ones never passed 3 ms (``python -m benchmarks.blas_settle``: OpenBLAS's
         threads settling). Timed, that one item made the next re-check read a 0.55 ms pace as
         1.0-1.2 ms and buy a pool that ran at 0.76x the loop (numpy_linalg and svd_100, cold,
-        2 rounds of 5 each). Returns True if the map has ended here (moved to threads, or an
-        item raised)."""
+        2 rounds of 5 each). Returns True if the map has ended here (all of it ran, or an item
+        raised)."""
         rt = self._rt
         args = zip(source) if single else source
         try:
             yield self.run(args, options)
-            rest = left - self.ran
             if self.failed:
                 return True
+            rest = left - self.ran
             won, switch = self.outcome(rest)
-            rt.trials.record(self._fn, won=won)
             serial = None if stats is None else replace(stats, compute_s=self._item_s)
-            if not won:
-                rt.profiles.remember_thread_loss(self._fn, serial)
-                if self._planned:
-                    rt.revise(self._fn, Decision.serial(self.lost_why()))
-            elif switch is not None and serial is not None:
-                rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
+            self._record(won, switch, serial)
             if won and switch is None:
                 return True  # a planned trial: all of the map ran on threads
             if switch is not None:
@@ -250,10 +253,16 @@ class ThreadTrial:
                     total=None,
                     remaining=rest,
                 )
-                plan = switch.chunksize, options.window(switch, rt.settings)
-                recheck = PaceRecheck(rt, self._fn, self._item_s, plan, threads=self.threads)
-                yield self.on_threads(args, switch, options, observer=recheck)
-                return True
+                # The rest on the same threads, judged once more (``_thread_pace``).
+                self._says_threads = True
+                judge = self._judge = PaceJudge(
+                    rt.settings.thread_trial_s, self._item_s, self.threads, switch.chunksize
+                )
+                rest_args = self._keeping_pace(args, judge)
+                yield self._counted(self.on_threads(rest_args, switch, options))
+                if self.failed or not self.stopped:
+                    return True
+                self._record(False, None, serial)
         finally:
             self.close()
         self.at_serial_pace = self.ran
@@ -290,9 +299,21 @@ class ThreadTrial:
         if threads is not None:
             threads.shutdown(wait=False)
 
+    def _record(self, won: bool, switch: Decision | None, serial: SampleStats | None) -> None:
+        """The outcome, for this executor's later maps and later runs (the profile store);
+        a loss once the map's record says threads revises it to serial."""
+        rt = self._rt
+        rt.trials.record(self._fn, won=won)
+        if not won:
+            rt.profiles.remember_thread_loss(self._fn, serial)
+            if self._says_threads:
+                rt.revise(self._fn, Decision.serial(self.lost_why()))
+        elif switch is not None and serial is not None:
+            rt.profiles.remember_thread_win(self._fn, serial, switch.predicted_speedup)
+
     def lost_why(self) -> str:
         """Why the rest runs here after a lost trial, in words."""
-        if self._planned:
+        if self.stopped:
             return f"{self._verdict}: the rest runs here"
         if self.ran < self.items:
             return (
