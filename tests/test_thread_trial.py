@@ -122,10 +122,11 @@ def test_only_an_executors_first_map_of_a_function_asks_about_earlier_runs() -> 
 
 def test_a_cold_run_after_lost_trials_in_earlier_runs_does_not_try(ex: AutoExecutor) -> None:
     rt = ex._runtime
-    rt.profiles.remember_thread_loss(nap, ON_SEVERAL_CORES)  # an earlier run lost
+    rt.profiles.remember_thread_loss(nap, ON_SEVERAL_CORES)  # two earlier runs lost
+    rt.profiles.remember_thread_loss(nap, ON_SEVERAL_CORES)
     assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 0  # this run: untried
     assert trial_items(rt, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40  # its next map tries
-    with executor() as next_run:  # the run after: tried again (one loss, one run untried)
+    with executor() as next_run:  # the run after: tried again (two losses, one run untried)
         assert trial_items(next_run._runtime, nap, ON_SEVERAL_CORES, 200, 0.0005) == 40
 
 

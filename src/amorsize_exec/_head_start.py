@@ -131,6 +131,7 @@ def threads_first(rt: Runtime, request: MapRequest, known: Known) -> SampleStats
         "no sample here; the rest runs here if the threads fall behind that pace",
     )
     rt.record("map", request.fn, decision, stats=stats, profile=None, total=n, remaining=n)
+    rt.planner.remember(request.fn, stats)  # this executor's next map decides on its own
     return replace(stats, items=0)
 
 

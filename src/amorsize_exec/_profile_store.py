@@ -15,8 +15,8 @@ are costly enough to send ahead are written, and functions whose items mostly wa
 sampled item then suffices, ``_head_start``; their pickling may be unmeasured: threads need
 none, and the entry says so), and functions whose thread trial won (``remember_thread_win``:
 a cold run of them goes to threads unsampled), and those whose thread trials lost
-(``remember_thread_loss``: later runs try less often). ``Settings.remember_profiles = 0``
-turns it off.
+(``remember_thread_loss``: after two losses in a row, later runs try less often).
+``Settings.remember_profiles = 0`` turns it off.
 
 The file also keeps the machine's measured pool costs (``recall_calibration``): measuring them
 takes 7 round trips and 3 one-megabyte transfers on the pool a map has just started, 30-80 ms
@@ -193,10 +193,13 @@ class ProfileStore:
 
     def remember_thread_loss(self, fn: Callable[..., Any], stats: SampleStats | None) -> None:
         """Threads lost for ``fn`` (a trial, or a re-check of their pace): the win is
-        forgotten, and after k losses in a row the next 2**k - 1 runs do not try threads
-        (``trial_due_this_run``), as ``TrialOutcomes`` counts maps within one executor: cold
-        SVDs, which threads never sped up, took 249 ms with a trial each run against 232
-        without (loop 225; medians of 10 fresh interpreters, alternated)."""
+        forgotten, and after k losses in a row the next 2**(k-1) - 1 runs do not try threads
+        (``trial_due_this_run``). Cold SVDs, which threads never sped up, took 249 ms with a
+        trial each run against 232 without (loop 225; medians of 10 fresh interpreters,
+        alternated). One loss more than ``TrialOutcomes`` allows within an executor: a fresh
+        process's threads can lose where the next one's win (cold solves, which threads ran
+        1.5-2x faster in most runs, lost two trials in a row in one benchmark run, and 2**k - 1
+        then left three runs at the loop's pace)."""
         if self.path is None:
             return
         with self._lock:
@@ -211,7 +214,7 @@ class ProfileStore:
                 old = entries[key] = _entry(fn, stats, None)
             old.pop(_THREADS_WON, None)
             losses = _losses(old)[0] + 1
-            old[_THREADS_LOST] = [losses, min(2**losses - 1, MOST_UNTRIED)]
+            old[_THREADS_LOST] = [losses, min(2 ** (losses - 1) - 1, MOST_UNTRIED)]
             self._write(entries)
 
     def trial_due_this_run(self, fn: Callable[..., Any]) -> bool:

@@ -19,7 +19,7 @@ again) until their pace, judged once more (``_thread_pace``), falls behind the s
 as after a lost trial, the next item comes back to the caller's thread (BLAS's threads settle).
 Outcomes are remembered across runs (the profile store): after a win, the script's next run
 sends all of the map to threads unsampled (``_head_start.threads_first``); after k losses in a
-row, its next 2**k - 1 runs do not try.
+row, its next 2**(k-1) - 1 runs do not try.
 
 Where threads lose, the trial costs that batch's slowdown: warm, maps of solves that tried ran
 20-31 ms behind their ~75 ms loop, and those that did not (items too quick for a trial to stay
