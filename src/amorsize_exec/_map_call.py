@@ -31,13 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _cost_model
 from ._decision import Decision, callable_name
-from ._head_start import (
-    Known,
-    learn,
-    send_ahead,
-    straight_to_threads,
-    threads_first,
-)
+from ._head_start import Known, learn, send_ahead, straight_to_threads, threads_first
 from ._sampler import Sample, pickling_problem
 from ._thread_trial import ThreadTrial, trial_items
 from ._worker_lesson import LessonFromWorkers

@@ -45,7 +45,6 @@ from ._decision import Decision, callable_name
 from ._thread_pace import PaceJudge
 
 if TYPE_CHECKING:
-    from ._backends import ChunkObserver
     from ._lanes import MapOptions
     from ._runtime import Runtime
     from ._stats import SampleStats
@@ -149,7 +148,7 @@ class ThreadTrial:
             yield result
         self.wall_s = time.perf_counter() - started
         self._steady_s = time.perf_counter() - self._first_s
-        if self.ran < self.items:
+        if self.ran < self.items and not self._planned:
             logger.debug(
                 "thread trial of %s: stopped after %d of %d items on %d threads (%s): it could "
                 "no longer reach %.2gx",
@@ -202,6 +201,7 @@ class ThreadTrial:
             yield item
         self.stopped = True
         self._verdict = judge.verdict
+        logger.debug("threads of %s: %s: no more items", callable_name(self._fn), judge.verdict)
 
     def outcome(self, left: int) -> tuple[bool, Decision | None]:
         """Whether the threads won, and the plan for the ``left`` items after the trial (none
@@ -273,19 +273,13 @@ class ThreadTrial:
         return False
 
     def on_threads(
-        self,
-        args: Iterator[tuple[Any, ...]],
-        decision: Decision,
-        options: MapOptions,
-        observer: ChunkObserver | None = None,
+        self, args: Iterator[tuple[Any, ...]], decision: Decision, options: MapOptions
     ) -> Iterator[Any]:
         """``fn`` over ``args`` on the trial's threads, started on first use (``close`` ends
         them)."""
         if self._threads is None:
             self._threads = self._rt.threads.new_threads(self.threads)
-        results = self._rt.threads.run(
-            self._fn, args, decision, options, observer, threads=self._threads
-        )
+        results = self._rt.threads.run(self._fn, args, decision, options, threads=self._threads)
         try:
             yield from results
         finally:
