@@ -328,22 +328,25 @@ def test_a_function_whose_thread_trial_won_runs_on_threads_unsampled_in_a_later_
 
 
 @pytest.mark.timeout(60)
-def test_a_remembered_thread_win_that_no_longer_holds_hands_the_rest_back_to_the_caller() -> None:
+def test_a_remembered_thread_win_that_no_longer_holds_hands_the_rest_back_to_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Remembered at 1 ms an item serially; now each item holds the GIL for 2 ms. A dear pool
-    (5 s to start) keeps the rest here."""
+    (5 s to start) keeps the rest here (on a loaded machine, the serial run's re-checks may
+    still move it to the thread lane: CPU work can look like waiting there)."""
     probe = FakeProbe(make_profile(usable_cpus=2, pool_start_s=5.0, start_method="loky"))
     with AutoExecutor(probe=probe) as earlier:
         earlier._runtime.profiles.remember_thread_win(burn_2ms_of_cpu, blas_like(0.001), 1.9)
-    with AutoExecutor(probe=probe) as ex:
+    with caplog.at_level(logging.INFO, logger="amorsize_exec"), AutoExecutor(probe=probe) as ex:
         out = list(ex.map(burn_2ms_of_cpu, range(100)))
-        record = ex.last_decision
         store = ex._runtime.profiles
     assert [x for x, _ in out] == [x * 3 for x in range(100)]
     ran_on = [name for _, name in out]
-    assert ran_on[0].startswith("amorsize_exec-thread")  # the trial
-    assert ran_on[-1] == "MainThread"  # the rest, at the loop's pace
-    assert record is not None
-    assert record.lane == "serial", record.summary()
+    back = ran_on.index("MainThread")  # the first item handed back to the caller
+    assert 0 < back < 100
+    assert all(name.startswith("amorsize_exec-thread") for name in ran_on[:back])
     pattern = r"threads ran \d+ items at [\d.]+ ms each against 1 ms serially \(0\.\d+x\): "
-    assert re.fullmatch(pattern + "the rest runs here", record.decision.reason), record.summary()
+    messages = [r.getMessage() for r in caplog.records]
+    revised = [m for m in messages if re.search(pattern + "the rest runs here$", m)]
+    assert len(revised) == 1, messages
     assert store.recall_thread_win(burn_2ms_of_cpu) is None  # the next run samples first
