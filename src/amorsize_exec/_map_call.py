@@ -16,7 +16,9 @@
               pool; once the pool answers, the rest moves there. Items that used several
               cores (BLAS) first try a batch on threads (ThreadTrial) and stay there if faster
 
-Each decision lands on ``last_decision`` (``Runtime.record``).
+A function whose items waited in an earlier map or run, or whose thread trial won in an
+earlier run, skips the sample (``_head_start``). Each decision lands on ``last_decision``
+(``Runtime.record``).
 """
 
 from __future__ import annotations
