@@ -108,27 +108,13 @@ class ProfileStore:
         if self.path is None:
             return None
         with self._lock:
-            key = self._key(fn)
-            entry = None if key is None else self._loaded().get(key)
-        if entry is None:
-            return None
-        read = {name: _number(entry.get(name)) for name in _FIELDS}
-        figures = {name: value for name, value in read.items() if value is not None}
-        measured = entry.get("pickling_measured", True)  # version 1 wrote only measured ones
-        if len(figures) < len(_FIELDS) or not isinstance(measured, bool):
-            return None  # missing, corrupt or negative: not trusted
-        return SampleStats(
-            items=1,
-            compute_s=figures["compute_s"],
-            cpu_s=figures["cpu_s"],
-            cv=figures["cv"],
-            max_s=figures["max_s"],
-            arg_bytes=figures["arg_bytes"],
-            result_bytes=figures["result_bytes"],
-            serialize_s=figures["serialize_s"],
-            callable_serialize_s=figures["callable_serialize_s"],
-            pickling_measured=measured,
-        )
+            entry = self._lookup(fn)[1]
+        return None if entry is None else _stats_of(entry)
+
+    def _lookup(self, fn: Callable[..., Any]) -> tuple[str | None, dict[str, Any] | None]:
+        """Under the lock: ``fn``'s key and its entry (``None`` for either if there is none)."""
+        key = self._key(fn)
+        return key, None if key is None else self._loaded().get(key)
 
     def remember(self, fn: Callable[..., Any], stats: SampleStats) -> None:
         """Keep ``fn``'s figures if its items are costly (or were) or mostly wait, and they
@@ -137,11 +123,10 @@ class ProfileStore:
         if self.path is None or not stats.picklable or not (stats.pickling_measured or waits):
             return
         with self._lock:
-            key = self._key(fn)
+            key, old = self._lookup(fn)
             if key is None:
                 return
             entries = self._loaded()
-            old = entries.get(key)
             if old is None and stats.compute_s < self._costly_s and not waits:
                 return
             old_s = None if old is None else _number(old.get("compute_s"))
@@ -161,10 +146,10 @@ class ProfileStore:
         if self.path is None:
             return None
         with self._lock:
-            key = self._key(fn)
-            entry = None if key is None else self._loaded().get(key)
-        won = None if entry is None else _number(entry.get(_THREADS_WON))
-        return won if won and self.recall(fn) is not None else None
+            entry = self._lookup(fn)[1]
+        if entry is None or _stats_of(entry) is None:
+            return None
+        return _number(entry.get(_THREADS_WON)) or None
 
     def remember_thread_win(
         self, fn: Callable[..., Any], stats: SampleStats, speedup: float
@@ -175,11 +160,10 @@ class ProfileStore:
         if self.path is None or not stats.picklable:
             return
         with self._lock:
-            key = self._key(fn)
+            key, old = self._lookup(fn)
             if key is None:
                 return
             entries = self._loaded()
-            old = entries.get(key)
             if (
                 old is not None
                 and _number(old.get(_THREADS_WON))
@@ -203,11 +187,10 @@ class ProfileStore:
         if self.path is None:
             return
         with self._lock:
-            key = self._key(fn)
+            key, old = self._lookup(fn)
             if key is None:
                 return
             entries = self._loaded()
-            old = entries.get(key)
             if old is None:
                 if stats is None or not stats.picklable:
                     return
@@ -222,8 +205,7 @@ class ProfileStore:
         if self.path is None:
             return True
         with self._lock:
-            key = self._key(fn)
-            entry = None if key is None else self._loaded().get(key)
+            entry = self._lookup(fn)[1]
             if entry is None:
                 return True
             losses, untried = _losses(entry)
@@ -358,6 +340,27 @@ def _hash_code(digest: Any, code: types.CodeType) -> None:
 def machine_key() -> str:
     """Profiles hold on the machine and Python that measured them."""
     return f"{platform.node()}|{os.cpu_count()}|{sys.implementation.cache_tag}"
+
+
+def _stats_of(entry: dict[str, Any]) -> SampleStats | None:
+    """An entry's figures (``None``: missing, corrupt or negative)."""
+    read = {name: _number(entry.get(name)) for name in _FIELDS}
+    figures = {name: value for name, value in read.items() if value is not None}
+    measured = entry.get("pickling_measured", True)  # version 1 wrote only measured ones
+    if len(figures) < len(_FIELDS) or not isinstance(measured, bool):
+        return None  # missing, corrupt or negative: not trusted
+    return SampleStats(
+        items=1,
+        compute_s=figures["compute_s"],
+        cpu_s=figures["cpu_s"],
+        cv=figures["cv"],
+        max_s=figures["max_s"],
+        arg_bytes=figures["arg_bytes"],
+        result_bytes=figures["result_bytes"],
+        serialize_s=figures["serialize_s"],
+        callable_serialize_s=figures["callable_serialize_s"],
+        pickling_measured=measured,
+    )
 
 
 def _entry(
