@@ -13,6 +13,7 @@ from amorsize_exec import Settings, choose_chunksize, decide, predict_parallel_s
 from amorsize_exec._cost_model import (
     choose_submit_lane,
     format_seconds,
+    format_speedup,
     horizon_for_unknown_length,
     parent_share_while_starting,
 )
@@ -216,6 +217,29 @@ def test_horizon_for_unknown_length_doubles() -> None:
 )
 def test_format_seconds(seconds: float, text: str) -> None:
     assert format_seconds(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("speedup", "threshold", "text"),
+    [
+        (1.5678, 1.2, "1.57x"),
+        (1.196, 1.2, "1.196x"),  # missed 1.2x: "1.20x" would read as a pass
+        (0.996, 1.0, "0.996x"),
+        (0.99996, 1.0, "0.99996x"),
+        (1.0, 1.0, "1.00x"),
+        (1.2, 1.2, "1.20x"),
+    ],
+)
+def test_a_speedup_reads_on_its_side_of_the_threshold(
+    speedup: float, threshold: float, text: str
+) -> None:
+    assert format_speedup(speedup, threshold) == text
+
+
+@given(st.floats(0.0, 100.0), st.floats(0.5, 2.0))
+def test_a_formatted_speedup_never_crosses_its_threshold(speedup: float, threshold: float) -> None:
+    shown = float(format_speedup(speedup, threshold).removesuffix("x"))
+    assert (shown >= threshold) == (speedup >= threshold) or abs(speedup - threshold) < 1e-6
 
 
 # --- invariants (hypothesis) ----------------------------------------------------------------

@@ -297,7 +297,8 @@ def decide(
                 stats, threads, n_remaining, serial_s, speedup_at_two, settings=settings
             )
         return Decision.serial(
-            f"2 workers would reach only {speedup_at_two:.2f}x (< {settings.min_speedup:g}x): "
+            f"2 workers would reach only {format_speedup(speedup_at_two, settings.min_speedup)} "
+            f"(< {settings.min_speedup:g}x): "
             + _budget(stats, profile, n_remaining, size_at_two, start_note(2)),
             speedup_at_two=speedup_at_two,
         )
@@ -381,6 +382,17 @@ def _budget(stats: SampleStats, profile: MachineProfile, n: int, chunksize: int,
         f"{n} items x {format_seconds(stats.compute_s)} = {format_seconds(work)} of work; "
         f"{start}, pickling {format_seconds(pickling)}, dispatch {format_seconds(dispatch)}"
     )
+
+
+def format_speedup(speedup: float, threshold: float) -> str:
+    """``'1.57x'``: two decimals, or as many more as it takes to stay on ``speedup``'s side of
+    the ``threshold`` it was judged against (a 1.196x that missed 1.2x reads ``'1.196x'``, not
+    ``'1.20x'``)."""
+    for decimals in range(2, 7):
+        text = f"{speedup:.{decimals}f}"
+        if (float(text) >= threshold) == (speedup >= threshold):
+            break
+    return text + "x"
 
 
 def format_seconds(seconds: float) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ._cost_model import format_seconds
+from ._cost_model import format_seconds, format_speedup
 
 #: Chunks a thread runs, besides its first, before the judge reads the pace: a fresh
 #: process's threads paid their first calls over 2-4 chunks each, and one chunk in 4-5 took
@@ -72,6 +72,6 @@ class PaceJudge:
         self.speedup = self._item_s / pace_s
         self.verdict = (
             f"threads ran {self._items} items at {format_seconds(pace_s)} each against "
-            f"{format_seconds(self._item_s)} serially ({self.speedup:.2f}x)"
+            f"{format_seconds(self._item_s)} serially ({format_speedup(self.speedup, 1.0)})"
         )
         return self.speedup

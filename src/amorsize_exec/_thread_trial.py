@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ._cost_model import format_seconds
+from ._cost_model import format_seconds, format_speedup
 from ._decision import Decision, callable_name
 from ._thread_pace import PaceJudge
 
@@ -327,9 +327,10 @@ class ThreadTrial:
         steady = self.ran - self.threads * self._chunk
         trial_item_s = self._steady_s / steady if steady > 0 else self.wall_s / self.ran
         speedup = self._item_s / trial_item_s
+        ratio = format_speedup(speedup, self._rt.settings.min_speedup)
         self._verdict = (
             f"{self.ran} items on {self.threads} threads took {format_seconds(trial_item_s)} "
-            f"each against {format_seconds(self._item_s)} here ({speedup:.2f}x)"
+            f"each against {format_seconds(self._item_s)} here ({ratio})"
         )
         logger.debug("thread trial of %s: %s", callable_name(self._fn), self._verdict)
         if speedup < self._rt.settings.min_speedup:
