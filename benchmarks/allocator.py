@@ -2,8 +2,9 @@
 
 ``make_blob`` returns 1 MB of fresh memory per item. In one warm process, the loop on the main
 thread, the same loop on one long-lived thread, ``ThreadPoolExecutor(w).map`` for a few ``w``,
-and a pool of 2 started for each map (as the thread lane starts its threads), interleaved round
-by round (medians). If one thread alone beats the loop several times over, the thread pools'
+a pool of 2 started for each map (as the thread lane starts its threads), and one AutoExecutor
+reused for every map (as a service holds one), interleaved round by round in turn (A, B, C / B,
+C, A / ...; medians). If one thread alone beats the loop several times over, the thread pools'
 gain is the allocator (glibc gives the main thread's freed heap back to the system at each call
 and faults it in again; a thread's arena keeps its pages), not parallelism: AutoExecutor, which
 runs serial work on the caller's thread as the loop does, does not chase it (see
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from amorsize_exec import AutoExecutor, Settings
 from benchmarks.workloads import make_blob
 
 N = 200
@@ -49,21 +51,26 @@ def main() -> None:
     args = parser.parse_args()
     one = ThreadPoolExecutor(1)
     pools = {w: ThreadPoolExecutor(w) for w in (2, 4)}
+    auto = AutoExecutor(settings=Settings(remember_profiles=0))  # the user's cache untouched
     contenders: dict[str, Callable[[], Any]] = {
         "loop (main thread)": lambda: list(map(make_blob, range(N))),
         "loop on one thread": lambda: one.submit(lambda: list(map(make_blob, range(N)))).result(),
         **{f"ThreadPoolExecutor({w}).map": _pool_map(p) for w, p in pools.items()},
         "ThreadPoolExecutor(2), new each map": _fresh_pool_map,
+        "AutoExecutor().map, one executor": lambda: list(auto.map(make_blob, range(N))),
     }
     for call in contenders.values():  # warm: every thread started, every arena used once
         _time(call)
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(args.rounds):
-        for name, call in contenders.items():
-            times[name].append(_time(call))
+    names = list(contenders)
+    for turn in range(args.rounds):
+        for name in names[turn % len(names) :] + names[: turn % len(names)]:
+            times[name].append(_time(contenders[name]))
     print(f"{N} x make_blob (1 MB each), one warm process, medians of {args.rounds} rounds:")
     for name, values in times.items():
         print(f"  {name:36} {statistics.median(values) * 1e3:7.1f} ms")
+    print(f"AutoExecutor's decision: {auto.last_decision.summary() if auto.last_decision else '-'}")
+    auto.shutdown()
     one.shutdown()
     for pool in pools.values():
         pool.shutdown()
