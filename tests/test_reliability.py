@@ -181,7 +181,10 @@ def test_memory_error_in_fn_comes_back_as_itself_and_the_pool_lives_on() -> None
 
 
 CTRL_C_SCRIPT = """
-import sys
+import signal, sys
+# Ctrl-C as a terminal delivers it: a test run started in the background (``cmd &``) hands its
+# children SIGINT ignored, and Python then installs no handler for it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from amorsize_exec import AutoExecutor
 from _faults import spin_then_return
@@ -215,6 +218,7 @@ def test_ctrl_c_while_iterating_ends_workers_and_exits_promptly() -> None:
     finally:
         if child.poll() is None:
             child.kill()
+            child.communicate()  # reaped and its pipes closed: no warning in a later test
     assert "KeyboardInterrupt" in err
     assert exit_s < 10, f"exit took {exit_s:.1f} s: running chunks held the interpreter"
     _, alive = psutil.wait_procs(workers, timeout=5)
