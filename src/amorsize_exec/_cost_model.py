@@ -391,8 +391,8 @@ def format_speedup(speedup: float, threshold: float) -> str:
     for decimals in range(2, 7):
         text = f"{speedup:.{decimals}f}"
         if (float(text) >= threshold) == (speedup >= threshold):
-            break
-    return text + "x"
+            return text + "x"
+    return f"{speedup!r}x"  # closer still: every digit (float(repr(x)) == x)
 
 
 def format_seconds(seconds: float) -> str:
