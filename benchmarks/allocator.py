@@ -8,12 +8,15 @@ C, A / ...; medians). If one thread alone beats the loop several times over, the
 gain is the allocator (glibc gives the main thread's freed heap back to the system at each call
 and faults it in again; a thread's arena keeps its pages), not parallelism: AutoExecutor, which
 runs serial work on the caller's thread as the loop does, does not chase it (see
-benchmarks/README.md).
+benchmarks/README.md). Run it again with ``GLIBC_TUNABLES=glibc.malloc.top_pad=268435456``
+(the main heap keeps 256 MB past its top) and the ranking flips: the loop and AutoExecutor
+beat every thread pool several times over.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -45,6 +48,12 @@ def _fresh_pool_map() -> list[bytes]:
         return list(pool.map(make_blob, range(N)))
 
 
+def _malloc_settings() -> str:
+    """The glibc malloc settings this process was started with: they decide who wins here."""
+    names = sorted(k for k in os.environ if k == "GLIBC_TUNABLES" or k.startswith("MALLOC_"))
+    return ", ".join(f"{k}={os.environ[k]}" for k in names) or "glibc's defaults"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -66,7 +75,8 @@ def main() -> None:
     for turn in range(args.rounds):
         for name in names[turn % len(names) :] + names[: turn % len(names)]:
             times[name].append(_time(contenders[name]))
-    print(f"{N} x make_blob (1 MB each), one warm process, medians of {args.rounds} rounds:")
+    print(f"{N} x make_blob (1 MB each), one warm process, medians of {args.rounds} rounds")
+    print(f"malloc: {_malloc_settings()}")
     for name, values in times.items():
         print(f"  {name:36} {statistics.median(values) * 1e3:7.1f} ms")
     print(f"AutoExecutor's decision: {auto.last_decision.summary() if auto.last_decision else '-'}")
