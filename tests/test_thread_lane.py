@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from _workloads import double, join_lane_threads, sleep_then_return, spin, square_after_spin
 from amorsize_exec import AutoExecutor, Settings, decide
 from amorsize_exec._cost_threads import expect_threads_s, plan_threads, predict_threads_s
+from amorsize_exec._head_start import ThreadRecheck
 from amorsize_exec._sampler import Sampler
 from amorsize_exec._stats import SampleStats
 from amorsize_exec.testing import FakeClock, FakeProbe, make_profile
@@ -287,6 +288,28 @@ def test_items_that_no_longer_wait_are_caught_by_the_first_chunk() -> None:
     assert third.lane != "thread", third.summary()
     assert third.stats is not None
     assert third.stats.items >= 3, third.summary()
+
+
+@pytest.mark.parametrize(
+    ("cpu_per_chunk_s", "plans"),
+    [
+        # A first chunk whose CPU clock held the VM's time (9.2 ms read for a 10 ms sleep, on
+        # the development VM), then two that wait: the items still wait, threads kept.
+        ([0.0092, 0.0001, 0.0002], [None, None, (1, 8)]),
+        # ... and one whose item was busy but spent most of its time waiting for the GIL.
+        ([0.0052, 0.0011, 0.0050], [None, None, (1, 1)]),
+        # Three one-item chunks of CPU work: they no longer wait, the rest one chunk at a time.
+        ([0.0092, 0.0095, 0.0090], [None, None, (1, 1)]),
+        ([0.0001, 0.0001, 0.0001], [None, None, (1, 8)]),
+    ],
+)
+def test_one_chunk_of_cpu_time_alone_does_not_say_the_items_no_longer_wait(
+    cpu_per_chunk_s: list[float], plans: list[tuple[int, int] | None]
+) -> None:
+    with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
+        recheck = ThreadRecheck(ex._runtime, double, stats(0.0103, 0.0001), (1, 8))
+        got = [recheck([(x,)], [2 * x], None, 0.0103, cpu) for x, cpu in enumerate(cpu_per_chunk_s)]
+    assert got == plans
 
 
 @pytest.mark.processes
