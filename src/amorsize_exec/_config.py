@@ -164,9 +164,9 @@ class Settings:
     prior_cluster_s_per_byte: float = 1e-9
 
     # --- submit() -------------------------------------------------------------------------------
-    #: How long, beyond its expected round trip (the pool's start if cold), the first call of a
-    #: new callable (timed in a worker) keeps further calls of it waiting for its time; then
-    #: they go to the pool too (the call is then clearly not cheap).
+    #: How long, beyond the pool's start if it is cold, the first call of a new callable (timed
+    #: in a worker) keeps further calls of it waiting for its time; then they go to the pool
+    #: too (the call is then clearly not cheap).
     submit_probe_wait_s: float = 0.005
     #: Most threads for in-process ``submit`` calls (the stdlib ``ThreadPoolExecutor``'s default
     #: cap). One serves a burst of cheap calls; another starts only when every thread is stuck.

@@ -5,8 +5,8 @@
   ``ProcessPoolExecutor`` (``BrokenProcessPool``), instead of killing the caller; arguments or
   results that cannot be pickled raise there too. Calls of the same callable submitted
   meanwhile wait for the probe's time (their Futures are returned at once), but no longer than
-  its expected round trip (the pool's start if it is cold) plus ``Settings.submit_probe_wait_s``;
-  then they go to the pool too. Until a call has been measured, every call runs in a worker.
+  the pool's start if it is cold plus ``Settings.submit_probe_wait_s``; then they go to the
+  pool too. Until a call has been measured, every call runs in a worker.
 * **Later calls follow** ``cost_model.choose_submit_lane`` on the callable's mean time: cheap
   ones run in-process (``InProcessThreads``: one thread serves a burst of them, and a call stuck
   for ``Settings.submit_stall_s`` gets the calls behind it a new thread, so none waits behind
