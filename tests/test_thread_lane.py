@@ -303,7 +303,7 @@ def test_items_that_no_longer_wait_are_caught_by_the_first_chunk() -> None:
         ([0.0001, 0.0001, 0.0001], [None, None, (1, 8)]),
     ],
 )
-def test_one_chunk_of_cpu_time_alone_does_not_say_the_items_no_longer_wait(
+def test_the_recheck_reads_the_median_chunk_of_the_first_three_items(
     cpu_per_chunk_s: list[float], plans: list[tuple[int, int] | None]
 ) -> None:
     with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:

@@ -176,7 +176,7 @@ class ThreadRecheck:
         learn(rt, self._fn, replace(known, items=n, compute_s=cpu_item_s, cpu_s=cpu_item_s))
         why = (
             f"items no longer wait ({_cost_model.format_seconds(cpu_item_s)} of CPU each in the "
-            f"first {items}, of {_cost_model.format_seconds(known.compute_s)} known): "
+            f"first {items} items, of {_cost_model.format_seconds(known.compute_s)} known): "
             "the rest runs one chunk at a time"
         )
         logger.info("map(%s): %s", getattr(self._fn, "__qualname__", self._fn), why)
