@@ -268,9 +268,9 @@ def waits_then_works(x: int) -> int:
 
 
 @pytest.mark.timeout(60)
-def test_items_that_no_longer_wait_are_caught_by_the_first_chunk() -> None:
+def test_items_that_no_longer_wait_are_caught_by_the_first_chunks() -> None:
     # Remembered as waiting, CPU work now: the unsampled thread run re-checks on its first
-    # chunk, runs the rest one chunk at a time, and the next map samples afresh.
+    # chunks, runs the rest one chunk at a time, and the next map samples afresh.
     with AutoExecutor(probe=FakeProbe(TWO_CORES)) as ex:
         try:
             assert list(ex.map(waits_then_works, range(40))) == list(range(40))
